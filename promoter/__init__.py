@@ -1,0 +1,3 @@
+"""promoter: event-driven GitOps promotion engine."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""`python -m promoter` entry point."""
+
+from promoter.cli import main
+
+raise SystemExit(main())

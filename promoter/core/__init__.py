@@ -1,0 +1,1 @@
+"""The pure core: pipeline model, events, version selection, gates and the planner (no I/O)."""

@@ -1,0 +1,174 @@
+"""promoter's own events as CloudEvents 1.0 (structured JSON): models, decoding and ids."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from promoter.errors import EventError
+
+__all__ = [
+    "EVENT_TYPES",
+    "HEALTH_SIGNAL",
+    "IMAGE_BUILT",
+    "MODEL_REGISTERED",
+    "CloudEvent",
+    "HealthEvent",
+    "HealthSignal",
+    "ImageBuilt",
+    "ImageEvent",
+    "ModelEvent",
+    "ModelRegistered",
+    "PromoterEvent",
+    "content_id",
+    "parse_event",
+    "subject_for",
+]
+
+IMAGE_BUILT = "promoter.image.built"
+MODEL_REGISTERED = "promoter.model.registered"
+HEALTH_SIGNAL = "promoter.health.signal"
+DIGEST_PATTERN = r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$"
+HealthStatus = Literal["healthy", "progressing", "degraded", "unknown"]
+
+
+class _Data(BaseModel):
+    # Producers add fields over time; unknown data fields are ignored, never fatal.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ImageBuilt(_Data):
+    """A container image was pushed (data of `promoter.image.built`)."""
+
+    repository: str = Field(min_length=1, description="Image repository, e.g. ghcr.io/acme/api.")
+    tag: str | None = Field(None, min_length=1, description="Tag pushed with the image, if any.")
+    digest: str = Field(pattern=DIGEST_PATTERN, description="Content digest, e.g. sha256:<hex>.")
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Image labels / annotations; `residency` is a comma list of jurisdictions.",
+    )
+
+
+class ModelRegistered(_Data):
+    """A model version was registered (data of `promoter.model.registered`)."""
+
+    name: str = Field(min_length=1, description="Registered model name.")
+    version: str = Field(min_length=1, description="Model version as the registry names it.")
+    uri: str = Field(
+        min_length=1, description="Where the model lives, e.g. s3://... or models:/..."
+    )
+    metrics: dict[str, float] = Field(default_factory=dict, description="Evaluation metrics.")
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Model tags; `residency` is a comma list of jurisdictions.",
+    )
+
+
+class HealthSignal(_Data):
+    """Health of what is live in an environment (data of `promoter.health.signal`)."""
+
+    pipeline: str = Field(min_length=1, description="Pipeline name.")
+    environment: str = Field(min_length=1, description="Environment name.")
+    status: HealthStatus = Field(description="healthy, progressing, degraded or unknown.")
+    versions: dict[str, str] | None = Field(
+        None,
+        description="The bundle the signal is about, {artifact: version}; a signal for another "
+        "bundle than the live one is ignored. Absent: the live bundle.",
+    )
+    reason: str | None = Field(None, description="Why, in words (shown in history).")
+
+
+class CloudEvent(BaseModel):
+    """The CloudEvents 1.0 envelope; extension attributes are kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"] = Field(description="Always the string 1.0.")
+    id: str = Field(min_length=1, description="Unique per source; source+id dedupes.")
+    source: str = Field(min_length=1, description="URI-reference of the producer.")
+    type: str = Field(min_length=1, description="Event type.")
+    time: AwareDatetime | None = Field(None, description="When it happened (RFC 3339).")
+    subject: str | None = Field(None, description="Subject of the event.")
+    datacontenttype: str | None = Field(None, description="Media type of data (JSON).")
+    dataschema: str | None = Field(None, description="URI of the data schema.")
+    data: Any = Field(None, description="The payload.")
+
+
+class ImageEvent(CloudEvent):
+    """`promoter.image.built`."""
+
+    type: Literal["promoter.image.built"] = Field(description="promoter.image.built")
+    data: ImageBuilt
+
+
+class ModelEvent(CloudEvent):
+    """`promoter.model.registered`."""
+
+    type: Literal["promoter.model.registered"] = Field(description="promoter.model.registered")
+    data: ModelRegistered
+
+
+class HealthEvent(CloudEvent):
+    """`promoter.health.signal`."""
+
+    type: Literal["promoter.health.signal"] = Field(description="promoter.health.signal")
+    data: HealthSignal
+
+
+PromoterEvent = ImageEvent | ModelEvent | HealthEvent
+EVENT_TYPES: dict[str, type[ImageEvent | ModelEvent | HealthEvent]] = {
+    IMAGE_BUILT: ImageEvent,
+    MODEL_REGISTERED: ModelEvent,
+    HEALTH_SIGNAL: HealthEvent,
+}
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "event"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def parse_event(raw: bytes | str | Mapping[str, Any]) -> PromoterEvent:
+    """Decode and validate one structured-mode CloudEvent; EventError says what is wrong."""
+    if isinstance(raw, bytes | str):
+        try:
+            raw = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise EventError(f"event is not valid JSON: {exc}") from None
+    if not isinstance(raw, Mapping):
+        raise EventError("event must be a JSON object (a structured-mode CloudEvent)")
+    kind = raw.get("type")
+    model = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise EventError(
+            f"unsupported event type {kind!r}; expected one of {', '.join(sorted(EVENT_TYPES))}"
+        )
+    contenttype = raw.get("datacontenttype")
+    if isinstance(contenttype, str) and "json" not in contenttype.lower():
+        raise EventError(f"datacontenttype {contenttype!r} is not JSON")
+    try:
+        return model.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise EventError(f"invalid {kind} event: {_describe(exc)}") from None
+
+
+def subject_for(event_type: str) -> str:
+    """The NATS subject an event type is published on, e.g. promoter.events.image.built."""
+    return "promoter.events." + event_type.removeprefix("promoter.")
+
+
+def content_id(event_type: str, data: Mapping[str, Any], when: datetime | None = None) -> str:
+    """A deterministic id from the event's content, so re-sending the same facts dedupes."""
+    body = json.dumps(
+        {"type": event_type, "data": data, "time": when.isoformat() if when else None},
+        sort_keys=True,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()[:32]

@@ -1,0 +1,167 @@
+"""Observations the planner reacts to (events, reviews, operator commands) and its decisions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from promoter.core.events import (
+    HealthEvent,
+    HealthSignal,
+    ImageBuilt,
+    ImageEvent,
+    ModelRegistered,
+    PromoterEvent,
+)
+from promoter.core.state import Bundle
+
+__all__ = [
+    "Action",
+    "Approved",
+    "ChangesRequested",
+    "Closed",
+    "Decision",
+    "HealthObserved",
+    "Held",
+    "ImageObserved",
+    "Merged",
+    "ModelObserved",
+    "Observation",
+    "Resumed",
+    "Tick",
+    "observe_event",
+]
+
+
+@dataclass(frozen=True)
+class ImageObserved:
+    """An image was built; `built_at` is the event time."""
+
+    data: ImageBuilt
+    built_at: datetime
+
+
+@dataclass(frozen=True)
+class ModelObserved:
+    """A model version was registered; `built_at` is the event time."""
+
+    data: ModelRegistered
+    built_at: datetime
+
+
+@dataclass(frozen=True)
+class HealthObserved:
+    """A health signal for an environment."""
+
+    data: HealthSignal
+
+
+@dataclass(frozen=True)
+class Approved:
+    """A reviewer approved the environment's PR (for `bundle`, when given)."""
+
+    pipeline: str
+    environment: str
+    by: str
+    teams: tuple[str, ...] = ()
+    bundle: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangesRequested:
+    """A reviewer rejected the environment's PR (for `bundle`, when given)."""
+
+    pipeline: str
+    environment: str
+    by: str
+    bundle: str | None = None
+
+
+@dataclass(frozen=True)
+class Held:
+    """An operator froze the environment."""
+
+    pipeline: str
+    environment: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """An operator lifted a hold."""
+
+    pipeline: str
+    environment: str
+
+
+@dataclass(frozen=True)
+class Merged:
+    """The SCM confirmed the PR carrying `bundle` merged."""
+
+    pipeline: str
+    environment: str
+    bundle: str
+
+
+@dataclass(frozen=True)
+class Closed:
+    """The PR carrying `bundle` was closed without merging by someone else."""
+
+    pipeline: str
+    environment: str
+    bundle: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed; re-evaluate timers (soak ends, windows opening)."""
+
+
+Observation = (
+    ImageObserved
+    | ModelObserved
+    | HealthObserved
+    | Approved
+    | ChangesRequested
+    | Held
+    | Resumed
+    | Merged
+    | Closed
+    | Tick
+)
+
+Action = Literal["open-pr", "update-pr", "merge", "close-pr", "rollback", "hold", "resume", "block"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One thing the planner decided for an environment; effects for the runtime to carry out."""
+
+    action: Action
+    pipeline: str
+    environment: str
+    bundle: Bundle | None
+    reason: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, at: datetime) -> dict[str, Any]:
+        """The simulate/audit output line."""
+        return {
+            "at": at.isoformat().replace("+00:00", "Z"),
+            "pipeline": self.pipeline,
+            "environment": self.environment,
+            "action": self.action,
+            "versions": self.bundle.summary() if self.bundle else {},
+            "reason": self.reason,
+        }
+
+
+def observe_event(event: PromoterEvent, now: datetime) -> Observation:
+    """The observation an event stands for; the event time (or `now`) dates builds."""
+    when = event.time or now
+    if isinstance(event, ImageEvent):
+        return ImageObserved(event.data, when)
+    if isinstance(event, HealthEvent):
+        return HealthObserved(event.data)
+    return ModelObserved(event.data, when)

@@ -1,0 +1,198 @@
+"""YAML documents loaded with the position of every key and value (YAML 1.2 core schema)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.composer import Composer
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import BaseResolver
+from yaml.scanner import Scanner
+
+__all__ = ["Document", "Mark", "Path", "load_documents"]
+
+Path = tuple[str | int, ...]
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A 1-based line and column in a source file."""
+
+    line: int
+    column: int
+
+
+@dataclass
+class Document:
+    """One YAML document: plain data plus where each path's key and value start."""
+
+    data: Any
+    start: Mark
+    values: dict[Path, Mark] = field(default_factory=dict)
+    keys: dict[Path, Mark] = field(default_factory=dict)
+    styles: dict[Path, str | None] = field(default_factory=dict)
+    problems: list[tuple[Mark, str]] = field(default_factory=list)
+
+    def mark_of(self, path: Path, *, key: bool = False) -> Mark:
+        """The mark of `path`, or of its nearest ancestor that exists in the document."""
+        for end in range(len(path), -1, -1):
+            prefix = path[:end]
+            if key and prefix in self.keys:
+                return self.keys[prefix]
+            if prefix in self.values:
+                return self.values[prefix]
+        return self.start
+
+    def mark_in_value(self, path: Path, offset: int) -> Mark:
+        """The mark `offset` characters into the single-line scalar at `path`."""
+        mark = self.mark_of(path)
+        style = self.styles.get(path, "|")
+        if path not in self.values or style in ("|", ">"):
+            return mark
+        return Mark(mark.line, mark.column + offset + (1 if style else 0))
+
+
+class _CoreResolver(BaseResolver):
+    """YAML 1.2 core schema: `no`, `on` and `9:30` stay strings (PyYAML defaults to YAML 1.1)."""
+
+
+_CoreResolver.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_CoreResolver.add_implicit_resolver(
+    _INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+_CoreResolver.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+.0123456789"),
+)
+_CoreResolver.add_implicit_resolver(
+    _NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+
+
+class _Loader(Reader, Scanner, Parser, Composer, _CoreResolver):
+    """A composing loader (nodes with marks) that resolves scalars by the YAML 1.2 core schema."""
+
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        _CoreResolver.__init__(self)
+
+
+def _mark(node: Node) -> Mark:
+    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _scalar(node: ScalarNode, doc: Document) -> Any:  # noqa: PLR0911 (one return per YAML type)
+    value: str = node.value
+    tag = node.tag
+    if tag == _STR:
+        return value
+    if tag == _NULL:
+        return None
+    if tag == _BOOL:
+        return value.lower() == "true"
+    if tag == _INT:
+        if value.startswith(("0o", "0x")):
+            return int(value, 0)
+        return int(value)
+    if tag == _FLOAT:
+        lowered = value.lower()
+        if lowered.endswith(".inf"):
+            return -math.inf if lowered.startswith("-") else math.inf
+        if lowered == ".nan":
+            return math.nan
+        return float(value)
+    doc.problems.append((_mark(node), f"unsupported YAML tag {tag!r}; write a plain value"))
+    return value
+
+
+class _Builder:
+    """Turns composed nodes into plain data, recording marks and duplicate keys."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.active: set[int] = set()
+
+    def build(self, node: Node, path: Path) -> Any:
+        self.doc.values[path] = _mark(node)
+        if isinstance(node, ScalarNode):
+            self.doc.styles[path] = node.style
+            return _scalar(node, self.doc)
+        if id(node) in self.active:
+            self.doc.problems.append((_mark(node), "recursive YAML alias"))
+            return None
+        self.active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+        self.doc.problems.append((_mark(node), f"unsupported YAML node {node.tag!r}"))
+        return None
+
+    def _mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                self.doc.problems.append((_mark(key_node), "mapping keys must be plain strings"))
+                continue
+            key = str(key_node.value)
+            if key in result:
+                first = self.doc.keys[(*path, key)]
+                self.doc.problems.append(
+                    (_mark(key_node), f"duplicate key {key!r} (first at line {first.line})")
+                )
+                continue
+            self.doc.keys[(*path, key)] = _mark(key_node)
+            result[key] = self.build(value_node, (*path, key))
+        return result
+
+
+def load_documents(text: str) -> tuple[list[Document], list[tuple[Mark, str]]]:
+    """Parse every document in `text`; YAML syntax errors come back as (mark, message)."""
+    loader = _Loader(text)
+    documents: list[Document] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            if isinstance(node, ScalarNode) and node.tag == _NULL:
+                continue  # an empty document, e.g. a trailing `---`
+            doc = Document(data=None, start=_mark(node))
+            doc.data = _Builder(doc).build(node, ())
+            documents.append(doc)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
+        what = exc.problem or exc.context or "invalid YAML"
+        return documents, [(where, f"YAML syntax: {what}")]
+    except yaml.YAMLError as exc:
+        return documents, [(Mark(1, 1), f"YAML: {exc}")]
+    finally:
+        loader.dispose()
+    return documents, []

@@ -1,0 +1,70 @@
+"""The promoter exception tree; each class says whether retrying can help.
+
+```
+PromoterError
+├── ConfigurationError   settings or command-line input invalid (terminal: fix the input)
+├── PipelineError        pipeline YAML invalid; carries every Problem found (terminal)
+├── EventError           an event cannot be decoded or is invalid (terminal: dead-letter it)
+├── TimelineError        a simulation timeline line is invalid (terminal)
+└── TransientError       a dependency failed in a way that may pass (retryable)
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "ConfigurationError",
+    "EventError",
+    "PipelineError",
+    "Problem",
+    "PromoterError",
+    "TimelineError",
+    "TransientError",
+]
+
+
+class PromoterError(Exception):
+    """Base of every error promoter raises on purpose."""
+
+    retryable = False
+
+
+class ConfigurationError(PromoterError):
+    """Settings or command-line input are invalid; fix them and run again."""
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One finding in a source file, positioned for `FILE:LINE:COL: message` output."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+class PipelineError(PromoterError):
+    """Pipeline files are invalid; `problems` lists every finding in file and line order."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class EventError(PromoterError):
+    """An event is malformed or invalid; the message says what and is the dead-letter reason."""
+
+
+class TimelineError(PromoterError):
+    """A simulation timeline is invalid; the message names the file and line."""
+
+
+class TransientError(PromoterError):
+    """A dependency failed in a way that may pass on retry (network, push race, 5xx)."""
+
+    retryable = True

@@ -1,0 +1,35 @@
+"""The one settings object: every `PROMOTER_*` environment variable, read in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """promoter's configuration; command-line flags override these."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PROMOTER_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    state_dir: Path = Field(
+        Path(".promoter"), description="Where local state and embedded NATS data live."
+    )
+    nats_url: str | None = Field(None, description="NATS server URL; unset: embedded nats-server.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: console on a terminal, JSON otherwise."
+    )
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment (the only place that does)."""
+    return Settings()
