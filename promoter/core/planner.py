@@ -210,7 +210,7 @@ class _Planner:
             return
         if candidate.id in env.refused:
             self.report(
-                rules, env, candidate, {"refused": "bundle was rolled back or its PR declined here"}
+                rules, env, candidate, {"refused": "rolled back here or its PR was closed unmerged; waiting for a newer bundle"}
             )
             return
         gates = proposal_gates(self.compiled, rules, self.state, candidate, self.now)
