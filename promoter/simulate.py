@@ -30,7 +30,7 @@ from promoter.core.router import Router
 from promoter.core.state import PipelineState
 from promoter.errors import EventError, TimelineError
 
-__all__ = ["Simulator", "TimelineEntry", "read_timeline"]
+__all__ = ["Simulator", "TimelineEntry", "merge_confirmations", "read_timeline"]
 
 HORIZON = timedelta(days=30)
 
@@ -118,6 +118,15 @@ def read_timeline(path: Path) -> list[TimelineEntry]:
     return entries
 
 
+def merge_confirmations(pipeline: str, decisions: Iterable[Decision]) -> list[Observation]:
+    """What the SCM reports back in simulation: every merge decided is merged at once."""
+    return [
+        Merged(pipeline, d.environment, d.bundle.id)
+        for d in decisions
+        if d.action == "merge" and d.bundle is not None
+    ]
+
+
 class Simulator:
     """Runs the planner over pipelines in memory; in simulation a merge is confirmed at once."""
 
@@ -137,10 +146,8 @@ class Simulator:
             self.states[name] = result.state
             if result.wakeup is not None:
                 heapq.heappush(self.timers, (result.wakeup, name))
-            for decision in result.decisions:
-                if decision.action == "merge" and decision.bundle is not None:
-                    pending.append(Merged(name, decision.environment, decision.bundle.id))
-                yield decision
+            pending += merge_confirmations(name, result.decisions)
+            yield from result.decisions
 
     def advance(self, until: datetime) -> Iterator[tuple[datetime, Decision]]:
         """Fire every timer due at or before `until`, each at its exact time."""

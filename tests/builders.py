@@ -13,13 +13,13 @@ from promoter.core.observations import (
     Decision,
     HealthObserved,
     ImageObserved,
-    Merged,
     ModelObserved,
     Observation,
     Tick,
 )
 from promoter.core.planner import plan
 from promoter.core.state import PipelineState
+from promoter.simulate import merge_confirmations
 
 T0 = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)  # a Monday
 
@@ -35,17 +35,41 @@ def digest(seed: str) -> str:
     return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
 
 
-def image(repo: str, tag: str | None, at: datetime = T0, **labels: str) -> ImageObserved:
-    return ImageObserved(ImageBuilt(repository=repo, tag=tag, digest=digest(f"{repo}:{tag}"), labels=labels), at)
+def image(
+    repo: str, tag: str | None, *, at: datetime = T0, labels: dict[str, str] | None = None
+) -> ImageObserved:
+    return ImageObserved(
+        ImageBuilt(repository=repo, tag=tag, digest=digest(f"{repo}:{tag}"), labels=labels or {}),
+        at,
+    )
 
 
-def model(name: str, version: str, at: datetime = T0, metrics: dict[str, float] | None = None, **labels: str) -> ModelObserved:
-    data = ModelRegistered(name=name, version=version, uri=f"s3://m/{name}/{version}", metrics=metrics or {}, labels=labels)
+def model(
+    name: str,
+    version: str,
+    *,
+    at: datetime = T0,
+    metrics: dict[str, float] | None = None,
+    labels: dict[str, str] | None = None,
+) -> ModelObserved:
+    data = ModelRegistered(
+        name=name,
+        version=version,
+        uri=f"s3://m/{name}/{version}",
+        metrics=metrics or {},
+        labels=labels or {},
+    )
     return ModelObserved(data, at)
 
 
-def health(pipeline: str, env: str, status: str, versions: dict[str, str] | None = None) -> HealthObserved:
-    return HealthObserved(HealthSignal.model_validate({"pipeline": pipeline, "environment": env, "status": status, "versions": versions}))
+def health(
+    pipeline: str, env: str, status: str, versions: dict[str, str] | None = None
+) -> HealthObserved:
+    return HealthObserved(
+        HealthSignal.model_validate(
+            {"pipeline": pipeline, "environment": env, "status": status, "versions": versions}
+        )
+    )
 
 
 @dataclass
@@ -68,9 +92,8 @@ class Driver:
             result = plan(self.pipeline, self.state, pending.pop(0), self.now)
             self.state = result.state
             self.wakeup = result.wakeup
-            for decision in result.decisions:
-                if self.auto_merge and decision.action == "merge" and decision.bundle is not None:
-                    pending.append(Merged(self.pipeline.name, decision.environment, decision.bundle.id))
+            if self.auto_merge:
+                pending += merge_confirmations(self.pipeline.name, result.decisions)
             out += result.decisions
         self.log += out
         return out

@@ -1,4 +1,4 @@
-"""Planner behaviour on virtual time: promotion chain, soak, approvals, windows, residency, rollback."""
+"""The planner on virtual time: promotion chain, soak, approvals, windows, residency, rollback."""
 
 from __future__ import annotations
 
@@ -32,7 +32,11 @@ spec:
       gates:
         soak: 1h
         approvals: {count: 2, reviewers: [alice, bob, "@acme/sre"]}
-        windows: [{days: [mon, tue, wed, thu, fri], start: "09:00", end: "17:00", timezone: Europe/Amsterdam}]
+        windows:
+          - days: [mon, tue, wed, thu, fri]
+            start: "09:00"
+            end: "17:00"
+            timezone: Europe/Amsterdam
       rollback: {onDegradedWithin: 30m}
       update: [{file: prod.yaml, set: {tag: "${api.tag}", model: "${ranker.uri}"}}]
 """
@@ -41,8 +45,8 @@ EU = {"residency": "eu"}
 
 def started(text: str = CHAIN) -> Driver:
     driver = Driver(compiled(text))
-    driver.feed(image("ghcr.io/acme/api", "1.0.0", **EU))
-    driver.feed(model("ranker", "1", metrics={"auc": 0.9}, **EU))
+    driver.feed(image("ghcr.io/acme/api", "1.0.0", labels=EU))
+    driver.feed(model("ranker", "1", metrics={"auc": 0.9}, labels=EU))
     return driver
 
 
@@ -141,7 +145,7 @@ def test_newer_bundle_updates_the_one_pr_and_resets_approvals() -> None:
     driver = started()
     to_prod_pr(driver)
     driver.feed(Approved("shop", "prod", "alice"), driver.now)
-    driver.feed(image("ghcr.io/acme/api", "1.1.0", **EU), driver.now)
+    driver.feed(image("ghcr.io/acme/api", "1.1.0", labels=EU), driver.now)
     start = driver.now
     driver.feed(health("shop", "dev", "healthy"), start)
     driver.advance(timedelta(minutes=10))
@@ -153,7 +157,7 @@ def test_newer_bundle_updates_the_one_pr_and_resets_approvals() -> None:
     assert pending is not None and pending.approvals == {}
     assert pending.bundle.summary() == {"api": "1.1.0", "ranker": "1"}
     # an approval given for the earlier bundle no longer counts
-    old = [d.bundle for d in driver.log if d.environment == "prod" and d.action == "open-pr"][0]
+    old = next(d.bundle for d in driver.log if d.environment == "prod" and d.action == "open-pr")
     assert old is not None
     driver.feed(Approved("shop", "prod", "bob", bundle=old.id), driver.now)
     assert pending.approvals == {}
@@ -176,7 +180,7 @@ def test_window_delays_merge_until_it_opens_in_local_time() -> None:
 
 def test_jurisdiction_blocks_unlabelled_or_excluded_artifacts() -> None:
     driver = Driver(compiled(CHAIN))
-    driver.feed(image("ghcr.io/acme/api", "1.0.0", residency="us"))
+    driver.feed(image("ghcr.io/acme/api", "1.0.0", labels={"residency": "us"}))
     driver.feed(model("ranker", "1", metrics={"auc": 0.9}))  # no residency label
     to_prod_pr(driver)
     blocked = driver.state.envs["prod"].blocked
@@ -192,7 +196,7 @@ def test_rollback_within_window_reverts_and_holds() -> None:
     driver.feed(Approved("shop", "prod", "alice"), driver.now)
     driver.feed(Approved("shop", "prod", "bob"), driver.now)
     driver.feed(health("shop", "prod", "healthy"), driver.now)
-    driver.feed(image("ghcr.io/acme/api", "1.1.0", **EU), driver.now)
+    driver.feed(image("ghcr.io/acme/api", "1.1.0", labels=EU), driver.now)
     driver.feed(health("shop", "dev", "healthy"), driver.now)
     driver.advance(timedelta(minutes=10))
     driver.feed(health("shop", "staging", "healthy"), driver.now)
@@ -232,7 +236,9 @@ def test_hold_stops_promotion_and_resume_continues() -> None:
 
 
 def test_pr_closed_by_a_human_is_not_reopened_for_that_bundle() -> None:
-    auto_off = CHAIN.replace("    - name: dev\n      auto: true", "    - name: dev\n      auto: false")
+    auto_off = CHAIN.replace(
+        "    - name: dev\n      auto: true", "    - name: dev\n      auto: false"
+    )
     driver = started(auto_off)
     pending = driver.state.envs["dev"].pending
     assert pending is not None
@@ -244,12 +250,13 @@ def test_pr_closed_by_a_human_is_not_reopened_for_that_bundle() -> None:
 
 def test_stale_pr_is_closed_when_its_bundle_is_rolled_back_upstream() -> None:
     text = CHAIN.replace(
-        "      gates: {soak: 10m}\n", "      gates: {soak: 10m}\n      rollback: {onDegradedWithin: 2h}\n"
+        "      gates: {soak: 10m}\n",
+        "      gates: {soak: 10m}\n      rollback: {onDegradedWithin: 2h}\n",
     )
     driver = started(text)
     driver.feed(health("shop", "dev", "healthy"), T0)
     driver.advance(timedelta(minutes=10))  # staging: bundle A (api 1.0.0)
-    driver.feed(image("ghcr.io/acme/api", "1.1.0", **EU), driver.now)
+    driver.feed(image("ghcr.io/acme/api", "1.1.0", labels=EU), driver.now)
     driver.feed(health("shop", "dev", "healthy"), driver.now)
     driver.advance(timedelta(minutes=10))  # staging: bundle B (api 1.1.0)
     assert driver.live("staging") == {"api": "1.1.0", "ranker": "1"}
@@ -257,7 +264,9 @@ def test_stale_pr_is_closed_when_its_bundle_is_rolled_back_upstream() -> None:
     driver.advance(timedelta(hours=1))  # prod: PR for B, waiting for approvals
     pending = driver.state.envs["prod"].pending
     assert pending is not None and pending.bundle.summary()["api"] == "1.1.0"
-    decisions = driver.feed(health("shop", "staging", "degraded"), driver.now + timedelta(minutes=5))
+    decisions = driver.feed(
+        health("shop", "staging", "degraded"), driver.now + timedelta(minutes=5)
+    )
     assert actions(decisions, "staging") == ["rollback", "hold", "block"]
     assert driver.live("staging") == {"api": "1.0.0", "ranker": "1"}
     assert actions(decisions, "prod")[0] == "close-pr"

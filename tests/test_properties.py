@@ -16,13 +16,13 @@ from promoter.core.observations import (
     ChangesRequested,
     Decision,
     Held,
-    Merged,
     Observation,
     Resumed,
     Tick,
 )
 from promoter.core.planner import plan
 from promoter.core.state import PipelineState
+from promoter.simulate import merge_confirmations
 
 PIPELINE = compiled("""
 apiVersion: promoter/v1
@@ -57,24 +57,34 @@ spec:
       update: [{file: u.yaml, set: {t: "${api.tag}"}}]
 """)
 ENVS = ["dev", "staging", "eu", "us"]
-USERS = [("alice", ()), ("bob", ()), ("mallory", ()), ("carol", ("org/sre",)), ("dave", ("org/web",))]
+USERS = [
+    ("alice", ()),
+    ("bob", ()),
+    ("mallory", ()),
+    ("carol", ("org/sre",)),
+    ("dave", ("org/web",)),
+]
 
 versions = st.sampled_from(["1.0.0", "1.1.0", "1.2.0", "1.2.1", "1.9.0", "2.0.0", "0.9.0", "bad"])
 residency = st.sampled_from(["eu", "us", "eu,us", ""])
 
 
 def _image(tag: str, res: str) -> Observation:
-    return image("reg/api", tag, T0, **({"residency": res} if res else {}))
+    return image("reg/api", tag, labels={"residency": res} if res else {})
 
 
 def _model(version: int, auc: float, res: str) -> Observation:
-    return model("ml", str(version), T0, metrics={"auc": auc}, **({"residency": res} if res else {}))
+    return model("ml", str(version), metrics={"auc": auc}, labels={"residency": res} if res else {})
 
 
 steps = st.one_of(
     st.builds(_image, versions, residency),
     st.builds(_model, st.integers(1, 6), st.sampled_from([0.2, 0.6, 0.9]), residency),
-    st.builds(lambda e, s: health("p", e, s), st.sampled_from(ENVS), st.sampled_from(["healthy", "healthy", "degraded", "progressing"])),
+    st.builds(
+        lambda e, s: health("p", e, s),
+        st.sampled_from(ENVS),
+        st.sampled_from(["healthy", "healthy", "degraded", "progressing"]),
+    ),
     st.builds(lambda u: Approved("p", "eu", u[0], u[1]), st.sampled_from(USERS)),
     st.builds(lambda u: ChangesRequested("p", "eu", u[0]), st.sampled_from(USERS)),
     st.builds(lambda e: Held("p", e), st.sampled_from(ENVS)),
@@ -105,9 +115,7 @@ class Run:
             self.check(before, result.state, result.decisions)
             self.check_idempotent(current, result.state)
             self.state = result.state
-            for decision in result.decisions:
-                if decision.action == "merge" and decision.bundle is not None:
-                    queue.append(Merged("p", decision.environment, decision.bundle.id))
+            queue += merge_confirmations("p", result.decisions)
             out += result.decisions
         return out
 
@@ -151,7 +159,9 @@ class Run:
         env = after.envs[decision.environment]
         assert not env.held
         if rules.jurisdiction:
-            assert all(rules.jurisdiction in v.residency() for v in decision.bundle.versions.values())
+            assert all(
+                rules.jurisdiction in v.residency() for v in decision.bundle.versions.values()
+            )
         if rules.needs_approval:
             pending = env.pending
             assert pending is not None

@@ -6,15 +6,17 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 
 from promoter.cli import main
 from promoter.core.events import parse_event
+from promoter.core.yamlsource import load_documents
+from promoter.errors import TimelineError
 from promoter.schemas import check_schemas, render_schemas, write_schemas
 from promoter.simulate import read_timeline
-from promoter.errors import TimelineError
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINES = ROOT / "pipelines"
@@ -22,18 +24,29 @@ DATA = Path(__file__).resolve().parent / "data"
 TIMELINES = sorted((PIPELINES / "timelines").glob("*.jsonl"))
 
 
-def simulate(capsys: pytest.CaptureFixture[str], timeline: Path, *extra: str) -> list[dict[str, object]]:
-    assert main(["simulate", "--pipelines", str(PIPELINES), "--timeline", str(timeline), *extra]) == 0
+def simulate(
+    capsys: pytest.CaptureFixture[str], timeline: Path, *extra: str
+) -> list[dict[str, Any]]:
+    assert (
+        main(["simulate", "--pipelines", str(PIPELINES), "--timeline", str(timeline), *extra]) == 0
+    )
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
 @pytest.mark.parametrize("timeline", TIMELINES, ids=lambda p: p.stem)
-def test_shipped_timelines_match_their_reviewed_output(capsys: pytest.CaptureFixture[str], timeline: Path) -> None:
-    expected = [json.loads(line) for line in (DATA / f"{timeline.stem}.expected.jsonl").read_text().splitlines()]
+def test_shipped_timelines_match_their_reviewed_output(
+    capsys: pytest.CaptureFixture[str], timeline: Path
+) -> None:
+    expected = [
+        json.loads(line)
+        for line in (DATA / f"{timeline.stem}.expected.jsonl").read_text().splitlines()
+    ]
     assert simulate(capsys, timeline) == expected
 
 
-def test_checkout_story_behaves_as_the_pipeline_comments_say(capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkout_story_behaves_as_the_pipeline_comments_say(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     lines = simulate(capsys, PIPELINES / "timelines" / "checkout.jsonl")
     keys = {"at", "pipeline", "environment", "action", "versions", "reason"}
     assert all(set(line) == keys for line in lines)
@@ -44,39 +57,61 @@ def test_checkout_story_behaves_as_the_pipeline_comments_say(capsys: pytest.Capt
     assert ("2026-03-03T08:10:00Z", "hold") in prod
     staging = [(line["at"], line["action"]) for line in lines if line["environment"] == "staging"]
     assert ("2026-03-02T07:20:00Z", "merge") in staging  # soak restarted by the degraded signal
-    assert not any(line["versions"].get("ranker") == "2" for line in lines)  # type: ignore[union-attr]
-    assert not any(line["versions"].get("api") == "2.0.0" for line in lines)  # type: ignore[union-attr]
-    blocks = [(line["environment"], line["versions"], line["reason"]) for line in lines if line["action"] == "block"]
+    assert not any(line["versions"].get("ranker") == "2" for line in lines)
+    assert not any(line["versions"].get("api") == "2.0.0" for line in lines)
+    blocks = [
+        (line["environment"], line["versions"], line["reason"])
+        for line in lines
+        if line["action"] == "block"
+    ]
     assert len(blocks) == len(set(map(str, blocks)))  # each block printed once
 
 
 def test_until_stops_virtual_time(capsys: pytest.CaptureFixture[str]) -> None:
-    lines = simulate(capsys, PIPELINES / "timelines" / "checkout.jsonl", "--until", "2026-03-02T07:30:00Z")
+    lines = simulate(
+        capsys, PIPELINES / "timelines" / "checkout.jsonl", "--until", "2026-03-02T07:30:00Z"
+    )
     assert lines[-1]["at"] <= "2026-03-02T07:30:00Z"
     assert any(line["environment"] == "staging" and line["action"] == "merge" for line in lines)
-    assert not any(line["environment"] == "prod-eu" and line["action"] == "open-pr" for line in lines)
+    assert not any(
+        line["environment"] == "prod-eu" and line["action"] == "open-pr" for line in lines
+    )
 
 
-def test_bad_timeline_line_is_reported_with_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_timeline_line_is_reported_with_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     timeline = tmp_path / "t.jsonl"
-    timeline.write_text('{"at": "2026-01-01T00:00:00Z", "hold": {"pipeline": "checkout", "environment": "dev"}}\n{"at": "yesterday"}\n')
+    timeline.write_text(
+        '{"at": "2026-01-01T00:00:00Z", "hold": {"pipeline": "checkout", "environment": "dev"}}\n'
+        '{"at": "yesterday"}\n'
+    )
     assert main(["simulate", "--pipelines", str(PIPELINES), "--timeline", str(timeline)]) == 1
     assert f"{timeline}:2: at:" in capsys.readouterr().err
-    timeline.write_text('{"at": "2026-01-01T00:00:00Z", "event": {"specversion": "1.0", "id": "1", "source": "s", "type": "x"}}\n')
+    timeline.write_text(
+        '{"at": "2026-01-01T00:00:00Z", "event": '
+        '{"specversion": "1.0", "id": "1", "source": "s", "type": "x"}}\n'
+    )
     with pytest.raises(TimelineError, match=r"t.jsonl:1: unsupported event type 'x'"):
         read_timeline(timeline)
 
 
-def test_unrouted_lines_are_reported_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unrouted_lines_are_reported_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     timeline = tmp_path / "t.jsonl"
-    timeline.write_text('{"at": "2026-01-01T00:00:00Z", "hold": {"pipeline": "nope", "environment": "dev"}}\n')
+    timeline.write_text(
+        '{"at": "2026-01-01T00:00:00Z", "hold": {"pipeline": "nope", "environment": "dev"}}\n'
+    )
     assert main(["simulate", "--pipelines", str(PIPELINES), "--timeline", str(timeline)]) == 0
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "t.jsonl:1: no pipeline or environment matches" in captured.err
 
 
-def test_duplicate_event_ids_are_dropped_like_on_the_bus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_duplicate_event_ids_are_dropped_like_on_the_bus(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     first = (PIPELINES / "timelines" / "web.jsonl").read_text().splitlines()[0]
     timeline = tmp_path / "t.jsonl"
     timeline.write_text(first + "\n" + first + "\n")
@@ -110,12 +145,12 @@ def test_committed_schemas_have_no_drift(tmp_path: Path) -> None:
 
 
 def test_pipeline_schema_accepts_every_example_and_rejects_a_typo() -> None:
-    from promoter.core.yamlsource import load_documents
-
     schema = json.loads(render_schemas()["pipeline.schema.json"])
     jsonschema.Draft202012Validator.check_schema(schema)
     for path in sorted(PIPELINES.glob("*.yaml")):
-        assert path.read_text().startswith("# yaml-language-server: $schema=../schemas/pipeline.schema.json")
+        assert path.read_text().startswith(
+            "# yaml-language-server: $schema=../schemas/pipeline.schema.json"
+        )
         documents, problems = load_documents(path.read_text())
         assert not problems
         for doc in documents:
@@ -126,7 +161,17 @@ def test_pipeline_schema_accepts_every_example_and_rejects_a_typo() -> None:
 
 
 def test_examples_validate_and_python_dash_m_works() -> None:
-    result = subprocess.run([sys.executable, "-m", "promoter", "validate", str(PIPELINES)], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "promoter", "validate", str(PIPELINES)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok: 3 pipeline(s) valid" in result.stderr
-    assert subprocess.run([sys.executable, "-m", "promoter", "--help"], capture_output=True, check=False).returncode == 0
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "promoter", "--help"], capture_output=True, check=False
+        ).returncode
+        == 0
+    )

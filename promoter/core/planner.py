@@ -27,6 +27,8 @@ from promoter.core.versions import better, candidate_for, matching_artifacts
 
 __all__ = ["Plan", "plan"]
 
+_REFUSED = "rolled back here or its PR was closed unmerged; waiting for a newer bundle"
+
 
 @dataclass
 class Plan:
@@ -209,9 +211,7 @@ class _Planner:
             env.blocked = {}
             return
         if candidate.id in env.refused:
-            self.report(
-                rules, env, candidate, {"refused": "rolled back here or its PR was closed unmerged; waiting for a newer bundle"}
-            )
+            self.report(rules, env, candidate, {"refused": _REFUSED})
             return
         gates = proposal_gates(self.compiled, rules, self.state, candidate, self.now)
         if not gates.blocks:
