@@ -1,4 +1,4 @@
-"""`promoter validate`: each problem is reported once, at the FILE:LINE:COL of the offending token."""
+"""`promoter validate`: each problem is reported once, at the FILE:LINE:COL of its token."""
 
 from __future__ import annotations
 
@@ -87,162 +87,140 @@ def problems_of(text: str) -> list[Problem]:
     return problems
 
 
-CASES = [
-    # (edits, line, column, fragment of the message)
-    pytest.param(
-        [("branch: main", "branch: main: x")], 8, 17, "YAML syntax: mapping values are not allowed",
-        id="yaml-syntax-error",
+_NEW_ARTIFACT = "    - name: api\n      image: ghcr.io/other\n      select: {newestBuild: true}\n"
+_DEV = "    - name: dev\n      auto"
+
+# Each case is one edit of BASE and its one problem, written LINE:COL: message fragment.
+CASES: dict[str, tuple[Edit, str]] = {
+    "yaml-syntax-error": (("main", "main: x"), "8:17: YAML syntax: mapping values are not allowed"),
+    "duplicate-yaml-key": (
+        ("    branch: main\n", "    branch: main\n    branch: dev\n"),
+        "9:5: duplicate key 'branch' (first at line 8)",
     ),
-    pytest.param(
-        [("    branch: main\n", "    branch: main\n    branch: dev\n")],
-        9, 5, "duplicate key 'branch' (first at line 8)", id="duplicate-yaml-key",
+    "unknown-field": (
+        ("branch:", "branh:"),
+        "8:5: unknown field 'branh' in spec.repository; did you mean 'branch'?",
     ),
-    pytest.param(
-        [("branch: main", "branh: main")],
-        8, 5, "unknown field 'branh' in spec.repository; did you mean 'branch'?", id="unknown-field",
+    "missing-field": (
+        ("    url: https://github.com/acme/gitops\n", ""),
+        "6:3: missing required field 'url' in spec.repository",
     ),
-    pytest.param(
-        [("    url: https://github.com/acme/gitops\n", "")],
-        6, 3, "missing required field 'url' in spec.repository", id="missing-field",
+    "missing-top-level-field": (("kind: Pipeline\n", ""), "1:1: missing required field 'kind'"),
+    "duplicate-environment": (
+        ("name: prod-eu\n      from: [staging]", "name: staging\n      from: [dev]"),
+        "30:13: duplicate environment name 'staging' (first at line 23)",
     ),
-    pytest.param(
-        [("kind: Pipeline\n", "")], 1, 1, "missing required field 'kind' in document",
-        id="missing-top-level-field",
+    "duplicate-artifact": (
+        ("    - name: ranker\n", _NEW_ARTIFACT + "    - name: ranker\n"),
+        "13:13: duplicate artifact name 'api' (first at line 10)",
     ),
-    pytest.param(
-        [("    - name: prod-eu\n      from: [staging]", "    - name: staging\n      from: [dev]")],
-        30, 13, "duplicate environment name 'staging' (first at line 23)", id="duplicate-environment",
+    "unknown-from": (
+        ("from: [dev]", "from: [qa]"),
+        "24:14: unknown environment 'qa' in from; known: dev, prod-eu, staging",
     ),
-    pytest.param(
-        [("    - name: ranker", "    - name: api\n      image: ghcr.io/acme/other\n"
-          "      select: {newestBuild: true}\n    - name: ranker")],
-        13, 13, "duplicate artifact name 'api' (first at line 10)", id="duplicate-artifact",
+    "cyclic-from-two": (
+        (_DEV, "    - name: dev\n      from: [staging]\n      auto"),
+        "25:13: cyclic from: dev -> staging -> dev",
     ),
-    pytest.param(
-        [("from: [dev]", "from: [qa]")],
-        24, 14, "unknown environment 'qa' in from; known: dev, prod-eu, staging", id="unknown-from",
+    "cyclic-from-three": (
+        (_DEV, "    - name: dev\n      from: [prod-eu]\n      auto"),
+        "25:13: cyclic from: dev -> prod-eu -> staging -> dev",
     ),
-    pytest.param(
-        [("    - name: dev\n      auto", "    - name: dev\n      from: [staging]\n      auto")],
-        25, 13, "cyclic from: dev -> staging -> dev", id="cyclic-from-two",
+    "self-reference-in-from": (
+        ("from: [dev]", "from: [staging]"),
+        "24:14: environment 'staging' lists itself in from",
     ),
-    pytest.param(
-        [("    - name: dev\n      auto", "    - name: dev\n      from: [prod-eu]\n      auto")],
-        25, 13, "cyclic from: dev -> prod-eu -> staging -> dev", id="cyclic-from-three",
+    "unknown-placeholder-attribute": (
+        dev_set("${api.tagg}"),
+        "22:29: unknown placeholder attribute 'tagg' in '${api.tagg}'",
     ),
-    pytest.param(
-        [("from: [dev]", "from: [staging]")],
-        24, 14, "environment 'staging' lists itself in from", id="self-reference-in-from",
+    "placeholder-unknown-artifact": (
+        dev_set("${web.tag}"),
+        "22:29: placeholder ${web.tag} names unknown artifact 'web'; known: api, ranker",
     ),
-    pytest.param(
-        [dev_set("${api.tagg}")], 22, 29, "unknown placeholder attribute 'tagg' in '${api.tagg}'",
-        id="unknown-placeholder-attribute",
+    "model-placeholder-digest": (
+        dev_set("${api.tag}", "${ranker.digest}"),
+        "22:54: placeholder ${ranker.digest}: a model artifact has no digest",
     ),
-    pytest.param(
-        [dev_set("${web.tag}")], 22, 29, "${web.tag} names unknown artifact 'web'; known: api, ranker",
-        id="placeholder-unknown-artifact",
+    "unterminated-placeholder": (dev_set("v${api.tag"), "22:30: unterminated placeholder '${'"),
+    "placeholder-without-attribute": (dev_set("${api}"), "22:29: invalid placeholder '${api}'"),
+    "bad-semver-range": (("<2.0.0", "<<2"), "12:24: invalid semver range '>=1.2.0 <<2'"),
+    "bad-regex-points-at-bracket": (
+        (_SEMVER, '{tagPattern: "^v(?P<version>[0-9+)$"}'),
+        "12:43: invalid regular expression '^v(?P<version>[0-9+)$': unterminated character set",
     ),
-    pytest.param(
-        [dev_set("${api.tag}", "${ranker.digest}")],
-        22, 54, "${ranker.digest}: a model artifact has no digest", id="model-placeholder-digest",
+    "tag-pattern-without-version-group": (
+        (_SEMVER, '{tagPattern: "^v(.+)$"}'),
+        "12:28: tagPattern '^v(.+)$' needs a named group 'version'",
     ),
-    pytest.param(
-        [dev_set("v${api.tag")], 22, 30, "unterminated placeholder '${'", id="unterminated-placeholder",
+    "select-two-strategies": (
+        (_SEMVER, '{semver: "^1.0.0", newestBuild: true}'),
+        "12:15: newest (got semver, newestBuild)",
     ),
-    pytest.param(
-        [dev_set("${api}")], 22, 29, "invalid placeholder '${api}'", id="placeholder-without-attribute",
+    "select-zero-strategies": (
+        (_SEMVER, "{}"),
+        "12:15: select needs exactly one of semver, tagPattern, newestBuild, digest, newest",
     ),
-    pytest.param(
-        [(_SEMVER, '{semver: ">=1.2.0 <<2"}')], 12, 24, "invalid semver range '>=1.2.0 <<2'",
-        id="bad-semver-range",
+    "select-newest-on-image": (
+        (_SEMVER, "{newest: true}"),
+        "12:16: select.newest applies to model artifacts",
     ),
-    pytest.param(
-        [(_SEMVER, '{tagPattern: "^v(?P<version>[0-9+)$"}')],
-        12, 43, "invalid regular expression '^v(?P<version>[0-9+)$': unterminated character set",
-        id="bad-regex-points-at-bracket",
+    "select-newest-build-on-model": (
+        ("{newest: true}", "{newestBuild: true}"),
+        "15:16: select.newestBuild applies to image artifacts",
     ),
-    pytest.param(
-        [(_SEMVER, '{tagPattern: "^v(.+)$"}')], 12, 28, "needs a named group 'version'",
-        id="tag-pattern-without-version-group",
+    "cel-syntax-error": (
+        ("auc >= 0.80", "auc >= >= 0.80"),
+        "16:35: invalid CEL expression: syntax error at '>= 0.80' (line 1, column 22)",
     ),
-    pytest.param(
-        [(_SEMVER, "{}")], 12, 15, "select needs exactly one of semver, tagPattern, newestBuild",
-        id="select-zero-strategies",
+    "cel-unknown-variable": (
+        ("auc >= 0.80", "auc >= limit"),
+        "16:35: unknown variable 'limit' in CEL expression; available: artifact, model",
     ),
-    pytest.param(
-        [(_SEMVER, '{semver: "^1.0.0", newestBuild: true}')], 12, 15, "(got semver, newestBuild)",
-        id="select-two-strategies",
+    "cel-unknown-variable-plain-scalar": (
+        ('"model.metrics.auc >= 0.80"', "model.metrics.auc >= limit"),
+        "16:34: unknown variable 'limit'",
     ),
-    pytest.param(
-        [(_SEMVER, "{newest: true}")], 12, 16, "select.newest applies to model artifacts",
-        id="select-newest-on-image",
+    "cel-unknown-variable-single-quoted": (
+        ('"model.metrics.auc >= 0.80"', "'model.metrics.auc >= limit'"),
+        "16:35: unknown variable 'limit'",
     ),
-    pytest.param(
-        [("select: {newest: true}", "select: {newestBuild: true}")],
-        15, 16, "select.newestBuild applies to image artifacts", id="select-newest-build-on-model",
+    "gate-cel-unknown-variable": (
+        (_GATE_WHEN, "\"bundel.api.labels['x'] != ''\""),
+        "38:16: unknown variable 'bundel' in CEL expression; available: bundle, environment",
     ),
-    pytest.param(
-        [("auc >= 0.80", "auc >= >= 0.80")],
-        16, 35, "invalid CEL expression: syntax error at '>= 0.80'", id="cel-syntax-error",
+    "unknown-time-zone": (
+        ("Amsterdam}", "Amsterdm}"),
+        "37:82: unknown time zone 'Europe/Amsterdm'",
     ),
-    pytest.param(
-        [("auc >= 0.80", "auc >= limit")],
-        16, 35, "unknown variable 'limit' in CEL expression; available: artifact, model",
-        id="cel-unknown-variable",
+    "window-hour-25": (('start: "09:00"', 'start: "25:00"'), "37:49: invalid time '25:00'"),
+    "window-time-one-digit": (('start: "09:00"', "start: 9:00"), "37:49: invalid time '9:00'"),
+    "absolute-file-path": (
+        ("file: envs/dev/", "file: /etc/"),
+        "21:17: file path '/etc/values.yaml' is absolute",
     ),
-    pytest.param(
-        [('"model.metrics.auc >= 0.80"', "model.metrics.auc >= limit")],
-        16, 34, "unknown variable 'limit'", id="cel-unknown-variable-plain-scalar",
+    "file-path-dotdot": (
+        ("file: envs/dev/", "file: envs/../../"),
+        "21:17: file path 'envs/../../values.yaml' leaves the repository with '..'",
     ),
-    pytest.param(
-        [('"model.metrics.auc >= 0.80"', "'model.metrics.auc >= limit'")],
-        16, 35, "unknown variable 'limit'", id="cel-unknown-variable-single-quoted",
+    "bad-duration": (("{soak: 10m}", "{soak: 10 minutes}"), "26:21: invalid duration '10 minutes'"),
+    "wrong-api-version": (
+        ("promoter/v1", "promoter/v2"),
+        "1:13: apiVersion: Input should be 'promoter/v1'",
     ),
-    pytest.param(
-        [(_GATE_WHEN, "\"bundel.api.labels['x'] != ''\"")],
-        38, 16, "unknown variable 'bundel' in CEL expression; available: bundle, environment",
-        id="gate-cel-unknown-variable",
+    "invalid-reviewer": (
+        ("[alice, bob,", '[alice, "bob smith",'),
+        "35:50: invalid reviewer 'bob smith'",
     ),
-    pytest.param(
-        [("timezone: Europe/Amsterdam", "timezone: Europe/Amsterdm")],
-        37, 82, "unknown time zone 'Europe/Amsterdm'", id="unknown-time-zone",
-    ),
-    pytest.param(
-        [('start: "09:00"', 'start: "25:00"')], 37, 49, "invalid time '25:00'", id="window-hour-25",
-    ),
-    pytest.param(
-        [('start: "09:00"', "start: 9:00")], 37, 49, "invalid time '9:00'", id="window-time-one-digit",
-    ),
-    pytest.param(
-        [("file: envs/dev/values.yaml", "file: /etc/values.yaml")],
-        21, 17, "file path '/etc/values.yaml' is absolute", id="absolute-file-path",
-    ),
-    pytest.param(
-        [("file: envs/dev/values.yaml", "file: envs/../../secrets.yaml")],
-        21, 17, "leaves the repository with '..'", id="file-path-dotdot",
-    ),
-    pytest.param(
-        [("{soak: 10m}", "{soak: 10 minutes}")], 26, 21, "invalid duration '10 minutes'",
-        id="bad-duration",
-    ),
-    pytest.param(
-        [("apiVersion: promoter/v1", "apiVersion: promoter/v2")],
-        1, 13, "apiVersion: Input should be 'promoter/v1'", id="wrong-api-version",
-    ),
-    pytest.param(
-        [("[alice, bob,", '[alice, "bob smith",')], 35, 50, "invalid reviewer 'bob smith'",
-        id="invalid-reviewer",
-    ),
-]
+}
 
 
-@pytest.mark.parametrize(("edits", "line", "column", "fragment"), CASES)
-def test_one_bad_edit_gives_one_problem_at_its_token(
-    edits: list[Edit], line: int, column: int, fragment: str
-) -> None:
-    problems = problems_of(mutate(*edits))
-    assert [(p.file, p.line, p.column) for p in problems] == [("p.yaml", line, column)], problems
-    assert fragment in problems[0].message
+@pytest.mark.parametrize(("edit", "expected"), CASES.values(), ids=CASES)
+def test_one_bad_edit_gives_one_problem_at_its_token(edit: Edit, expected: str) -> None:
+    line, column, fragment = expected.split(":", 2)
+    problems = problems_of(mutate(edit))
+    assert [(p.file, p.line, p.column) for p in problems] == [("p.yaml", int(line), int(column))]
+    assert fragment.strip() in problems[0].message
 
 
 def test_base_pipeline_is_valid() -> None:
@@ -265,7 +243,13 @@ def test_yaml_11_words_stay_strings_under_the_core_schema() -> None:
     documents, syntax = load_documents("a: no\nb: on\nc: 9:30\nd: yes\ne: true\nf: Off\ng: 010\n")
     assert syntax == []
     assert documents[0].data == {
-        "a": "no", "b": "on", "c": "9:30", "d": "yes", "e": True, "f": "Off", "g": 10
+        "a": "no",
+        "b": "on",
+        "c": "9:30",
+        "d": "yes",
+        "e": True,
+        "f": "Off",
+        "g": 10,
     }
 
 
@@ -298,7 +282,8 @@ def test_multi_document_file_loads_every_pipeline() -> None:
     loaded, problems = load_text(BASE + "---\n" + second, "p.yaml")
     assert problems == []
     assert [(i.pipeline.metadata.name, i.line) for i in loaded] == [
-        ("checkout", 1), ("checkout-b", BASE_LINES + 2)
+        ("checkout", 1),
+        ("checkout-b", BASE_LINES + 2),
     ]
 
 
@@ -345,7 +330,8 @@ def test_validate_prints_file_line_col_lines_and_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text(mutate(("branch: main", "branh: main"), ("{soak: 10m}", "{soak: 1 day}")))
+    text = mutate(("branch: main", "branh: main"), ("{soak: 10m}", "{soak: 1 day}"))
+    path.write_text(text, encoding="utf-8")
     assert main(["validate", str(path)]) == 1
     out, err = capsys.readouterr()
     lines = out.splitlines()
@@ -370,28 +356,18 @@ def test_undecodable_file_is_reported_at_line_1(tmp_path: Path) -> None:
     assert problems[0].message.startswith("cannot read file")
 
 
-# --- known defects (each reported; strict xfail flips to a failure once fixed) ---
+# --- regressions: defects found by these tests and fixed ---
 
 
-@pytest.mark.xfail(
-    reason="loader._schema_problems treats ctx offset 0 as 'no offset' (`if offset`), so a regex "
-    "error at position 0 in a quoted scalar points at the quote, not the character",
-    strict=True,
-)
 def test_regex_error_at_first_character_points_at_that_character() -> None:
     problems = problems_of(mutate((_SEMVER, '{tagPattern: "*v(?P<version>.+)$"}')))
     assert [(p.line, p.column) for p in problems] == [(12, 29)]  # the '*', not the '"' at 28
 
 
-@pytest.mark.xfail(
-    reason="Document.mark_in_value adds the offset into the parsed value to the source column, "
-    "ignoring escapes (\\\" or '') that make the source longer than the value",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "when",
     [
-        "\"bundle.api.labels[\\\"x\\\"] == '' && limit\"",  # double-quoted with \" escapes
+        '"bundle.api.labels[\\"x\\"] == \'\' && limit"',  # double-quoted with \" escapes
         "'bundle.api.labels[''x''] == \"\" && limit'",  # single-quoted with '' escapes
     ],
 )
@@ -400,22 +376,12 @@ def test_cel_column_accounts_for_escapes_in_quoted_scalar(when: str) -> None:
     assert [(p.line, p.column) for p in problems] == [(38, 50)]  # where `limit` is in the source
 
 
-@pytest.mark.xfail(
-    reason="Document.mark_in_value assumes a single-line scalar; a folded multi-line quoted "
-    "scalar reports the first line with a column past the end of the text",
-    strict=True,
-)
 def test_cel_error_in_multiline_quoted_scalar_points_at_its_line() -> None:
     edit = ('"model.metrics.auc >= 0.80"', '"model.metrics.auc >=\n        limit"')
     problems = problems_of(mutate(edit))
     assert [(p.line, p.column) for p in problems] == [(17, 9)]
 
 
-@pytest.mark.xfail(
-    reason="loader._schema_problems keeps one problem per (line, col); a mistyped key in a list "
-    "item shares the item's position with 'missing required field', so the typo hint is dropped",
-    strict=True,
-)
 def test_typo_in_list_item_key_still_suggests_the_field() -> None:
     problems = problems_of(mutate(("    - name: api\n", "    - nme: api\n")))
     assert any("unknown field 'nme'" in p.message and "'name'" in p.message for p in problems)

@@ -34,6 +34,10 @@ class Finding:
     message: str
 
 
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -180,7 +184,8 @@ class _Checker:
                 if strategy in _dict(item.get("select")) and kind != wanted:
                     self.add(
                         ("spec", "artifacts", i, "select", strategy),
-                        f"select.{strategy} applies to {wanted} artifacts; {name!r} is a {kind}",
+                        f"select.{strategy} applies to {wanted} artifacts; "
+                        f"{name!r} is {_article(kind)}",
                         key=True,
                     )
 

@@ -6,9 +6,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from promoter.errors import EventError
 
@@ -83,6 +83,12 @@ class HealthSignal(_Data):
     reason: str | None = Field(None, description="Why, in words (shown in history).")
 
 
+def _rfc3339(value: Any) -> Any:
+    if value is None or isinstance(value, str | datetime):
+        return value
+    raise ValueError("time must be an RFC 3339 string, e.g. 2026-03-02T07:00:00Z")
+
+
 class CloudEvent(BaseModel):
     """The CloudEvents 1.0 envelope; extension attributes are kept."""
 
@@ -92,7 +98,9 @@ class CloudEvent(BaseModel):
     id: str = Field(min_length=1, description="Unique per source; source+id dedupes.")
     source: str = Field(min_length=1, description="URI-reference of the producer.")
     type: str = Field(min_length=1, description="Event type.")
-    time: AwareDatetime | None = Field(None, description="When it happened (RFC 3339).")
+    time: Annotated[AwareDatetime | None, BeforeValidator(_rfc3339)] = Field(
+        None, description="When it happened (RFC 3339 string with a zone)."
+    )
     subject: str | None = Field(None, description="Subject of the event.")
     datacontenttype: str | None = Field(None, description="Media type of data (JSON).")
     dataschema: str | None = Field(None, description="URI of the data schema.")
@@ -143,6 +151,8 @@ def parse_event(raw: bytes | str | Mapping[str, Any]) -> PromoterEvent:
             raw = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise EventError(f"event is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise EventError("event JSON is nested too deeply") from None
     if not isinstance(raw, Mapping):
         raise EventError("event must be a JSON object (a structured-mode CloudEvent)")
     kind = raw.get("type")
@@ -158,6 +168,8 @@ def parse_event(raw: bytes | str | Mapping[str, Any]) -> PromoterEvent:
         return model.model_validate(dict(raw))
     except ValidationError as exc:
         raise EventError(f"invalid {kind} event: {_describe(exc)}") from None
+    except RecursionError:
+        raise EventError(f"invalid {kind} event: nested too deeply") from None
 
 
 def subject_for(event_type: str) -> str:

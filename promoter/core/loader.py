@@ -85,21 +85,22 @@ def _message(error: ErrorDetails, loc: tuple[str | int, ...]) -> str:
 
 
 def _schema_problems(doc: Document, exc: ValidationError, file: str) -> list[Problem]:
-    problems: dict[tuple[int, int], Problem] = {}
+    problems: dict[tuple[int, int, str], Problem] = {}
     for error in exc.errors():
         loc = tuple(
             p for p in error["loc"] if not (isinstance(p, str) and p.startswith(_UNION_TAGS))
         )
+        union = len(loc) != len(error["loc"])  # one problem per value, not one per alternative
         if error["type"] == "extra_forbidden":
             mark = doc.mark_of(loc, key=True)
         elif error["type"] == "missing":
             mark = doc.mark_of(loc[:-1], key=True)
         else:
             offset = (error.get("ctx") or {}).get("offset")
-            mark = doc.mark_in_value(loc, int(offset)) if offset else doc.mark_of(loc)
-        problems.setdefault(
-            (mark.line, mark.column), Problem(file, mark.line, mark.column, _message(error, loc))
-        )
+            mark = doc.mark_in_value(loc, int(offset)) if offset is not None else doc.mark_of(loc)
+        message = _message(error, loc)
+        key = (mark.line, mark.column, "union" if union else message)
+        problems.setdefault(key, Problem(file, mark.line, mark.column, message))
     return list(problems.values())
 
 

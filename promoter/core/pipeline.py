@@ -45,8 +45,11 @@ ARTIFACT_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 DURATION_PATTERN = r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
 
 
-def _fail(message: str, offset: int = 0) -> PydanticCustomError:
-    return PydanticCustomError("promoter", "{message}", {"message": message, "offset": offset})
+def _fail(message: str, offset: int | None = None) -> PydanticCustomError:
+    ctx: dict[str, Any] = {"message": message}
+    if offset is not None:
+        ctx["offset"] = offset
+    return PydanticCustomError("promoter", "{message}", ctx)
 
 
 def _matches(pattern: str, what: str) -> Any:

@@ -29,7 +29,7 @@ class WindowSpec:
 def parse_clock(text: str, *, allow_24: bool = False) -> time | None:
     """Parse `HH:MM`; `24:00` gives None when `allow_24`; raise ValueError otherwise."""
     parts = text.split(":")
-    if len(parts) != 2 or not all(p.isdigit() and len(p) == 2 for p in parts):  # noqa: PLR2004
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) == 2 for p in parts):  # noqa: PLR2004
         raise ValueError(f"invalid time {text!r}: use HH:MM, e.g. 09:00")
     hour, minute = int(parts[0]), int(parts[1])
     if allow_24 and (hour, minute) == (24, 0):
@@ -59,7 +59,8 @@ def _spans(window: WindowSpec, around: datetime) -> Iterator[tuple[datetime, dat
             end = _local(day + timedelta(days=1), window.end, zone)
         else:
             end = _local(day, window.end, zone)
-        yield start, end
+        if start < end:  # a window that falls entirely in a DST gap does not exist that day
+            yield start, end
 
 
 def is_open(windows: Sequence[WindowSpec], now: datetime) -> bool:

@@ -45,6 +45,8 @@ class Document:
     values: dict[Path, Mark] = field(default_factory=dict)
     keys: dict[Path, Mark] = field(default_factory=dict)
     styles: dict[Path, str | None] = field(default_factory=dict)
+    starts: dict[Path, int] = field(default_factory=dict)
+    text: str = ""
     problems: list[tuple[Mark, str]] = field(default_factory=list)
 
     def mark_of(self, path: Path, *, key: bool = False) -> Mark:
@@ -58,12 +60,46 @@ class Document:
         return self.start
 
     def mark_in_value(self, path: Path, offset: int) -> Mark:
-        """The mark `offset` characters into the single-line scalar at `path`."""
-        mark = self.mark_of(path)
+        """The mark of the `offset`-th character of the scalar value at `path`.
+
+        Quotes, escapes and folded line breaks in the source are accounted for; a block scalar
+        gives its start.
+        """
         style = self.styles.get(path, "|")
-        if path not in self.values or style in ("|", ">"):
-            return mark
-        return Mark(mark.line, mark.column + offset + (1 if style else 0))
+        if path not in self.starts or style in ("|", ">"):
+            return self.mark_of(path)
+        index = _advance(self.text, self.starts[path] + (1 if style else 0), offset, style)
+        line_start = self.text.rfind("\n", 0, index) + 1
+        return Mark(self.text.count("\n", 0, index) + 1, index - line_start + 1)
+
+
+_ESCAPE_WIDTH = {"x": 4, "u": 6, "U": 10}
+
+
+def _skip_blanks(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t":
+        i += 1
+    return i
+
+
+def _advance(text: str, i: int, count: int, style: str | None) -> int:
+    """The source index reached after `count` decoded characters of a flow scalar from `i`."""
+    while count > 0 and i < len(text):
+        char = text[i]
+        if style == '"' and char == "\\":
+            following = text[i + 1 : i + 2]
+            if following == "\n":  # an escaped line break decodes to nothing
+                i = _skip_blanks(text, i + 2)
+                continue
+            i += _ESCAPE_WIDTH.get(following, 2)
+        elif style == "'" and text.startswith("''", i):
+            i += 2
+        elif char == "\n":  # a folded line break decodes to one space
+            i = _skip_blanks(text, i + 1)
+        else:
+            i += 1
+        count -= 1
+    return i
 
 
 class _CoreResolver(BaseResolver):
@@ -139,6 +175,7 @@ class _Builder:
         self.doc.values[path] = _mark(node)
         if isinstance(node, ScalarNode):
             self.doc.styles[path] = node.style
+            self.doc.starts[path] = node.start_mark.index
             return _scalar(node, self.doc)
         if id(node) in self.active:
             self.doc.problems.append((_mark(node), "recursive YAML alias"))
@@ -183,7 +220,7 @@ def load_documents(text: str) -> tuple[list[Document], list[tuple[Mark, str]]]:
                 continue
             if isinstance(node, ScalarNode) and node.tag == _NULL:
                 continue  # an empty document, e.g. a trailing `---`
-            doc = Document(data=None, start=_mark(node))
+            doc = Document(data=None, start=_mark(node), text=text)
             doc.data = _Builder(doc).build(node, ())
             documents.append(doc)
     except yaml.MarkedYAMLError as exc:
