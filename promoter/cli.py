@@ -144,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except PromoterError as exc:
+        print(f"promoter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     configure_logging(args.log_level or settings.log_level, args.log_format or settings.log_format)
     try:
         code: int = args.handler(args)

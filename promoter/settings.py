@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from promoter.errors import ConfigurationError
 
 __all__ = ["Settings", "load_settings"]
 
@@ -31,5 +33,12 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    """Read settings from the environment (the only place that does)."""
-    return Settings()
+    """Read settings from the environment (the only place that does); ConfigurationError if bad."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"PROMOTER_{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from None

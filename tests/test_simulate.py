@@ -175,3 +175,11 @@ def test_examples_validate_and_python_dash_m_works() -> None:
         ).returncode
         == 0
     )
+
+
+def test_invalid_setting_is_a_clear_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PROMOTER_LOG_LEVEL", "loud")
+    assert main(["validate", str(PIPELINES)]) == 2
+    assert "PROMOTER_LOG_LEVEL" in capsys.readouterr().err

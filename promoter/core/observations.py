@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -143,7 +143,6 @@ class Decision:
     environment: str
     bundle: Bundle | None
     reason: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, at: datetime) -> dict[str, Any]:
         """The simulate/audit output line."""
