@@ -401,7 +401,7 @@ class Environment(_Model):
 class Spec(_Model):
     """What to promote, where, and how."""
 
-    repository: Repository
+    repository: Repository = Field(description="The GitOps repository the pipeline edits.")
     artifacts: list[Artifact] = Field(min_length=1, description="Artifacts that form a bundle.")
     environments: list[Environment] = Field(min_length=1, description="Environments, any order.")
 
@@ -411,8 +411,8 @@ class Pipeline(_Model):
 
     api_version: Literal["promoter/v1"] = Field(description="Always promoter/v1.")
     kind: Literal["Pipeline"] = Field(description="Always Pipeline.")
-    metadata: Metadata
-    spec: Spec
+    metadata: Metadata = Field(description="Name, description and labels.")
+    spec: Spec = Field(description="Artifacts, environments and the repository.")
 
     def environment(self, name: str) -> Environment:
         """The environment called `name` (KeyError if none)."""
