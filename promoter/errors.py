@@ -6,7 +6,10 @@ PromoterError
 ├── PipelineError        pipeline YAML invalid; carries every Problem found (terminal)
 ├── EventError           an event cannot be decoded or is invalid (terminal: dead-letter it)
 ├── TimelineError        a simulation timeline line is invalid (terminal)
+├── UpdateError          a file cannot be updated as the pipeline asks (terminal: fix file or pipeline)
+├── GitError             a git operation failed for good (terminal: conflict, missing branch)
 └── TransientError       a dependency failed in a way that may pass (retryable)
+    └── PushRejected     the remote refused a push because it moved (fetch and retry)
 ```
 """
 
@@ -20,8 +23,11 @@ __all__ = [
     "PipelineError",
     "Problem",
     "PromoterError",
+    "GitError",
+    "PushRejected",
     "TimelineError",
     "TransientError",
+    "UpdateError",
 ]
 
 
@@ -68,3 +74,15 @@ class TransientError(PromoterError):
     """A dependency failed in a way that may pass on retry (network, push race, 5xx)."""
 
     retryable = True
+
+
+class UpdateError(PromoterError):
+    """A file cannot be updated as asked; the message is `FILE:LINE:COL: what, and what to do`."""
+
+
+class GitError(PromoterError):
+    """A git operation failed in a way retrying will not fix (merge conflict, missing branch)."""
+
+
+class PushRejected(TransientError):
+    """The remote rejected a push (it moved, or a hook refused); fetch and try again."""

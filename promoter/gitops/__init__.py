@@ -1,0 +1,1 @@
+"""Git write-back: file updaters, cached working clones, and PR providers."""
