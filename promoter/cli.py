@@ -12,7 +12,9 @@ from promoter import __version__
 from promoter.core.compiled import compile_pipeline
 from promoter.core.loader import validate_paths
 from promoter.errors import PromoterError
+from promoter.demo import add_demo_command
 from promoter.log import configure_logging
+from promoter.runtime.commands import add_runtime_commands
 from promoter.schemas import check_schemas, write_schemas
 from promoter.settings import load_settings
 from promoter.simulate import Simulator, decision_lines, read_timeline
@@ -138,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop virtual time here (RFC 3339); default: 30 days after the last line",
     )
     simulate.set_defaults(handler=_cmd_simulate)
+    add_runtime_commands(commands)
+    add_demo_command(commands)
     return parser
 
 
@@ -150,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"promoter: {exc}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(args.log_level or settings.log_level, args.log_format or settings.log_format)
+    args.settings = settings
     try:
         code: int = args.handler(args)
     except PromoterError as exc:
@@ -157,4 +162,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
     except BrokenPipeError:
         return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
     return code

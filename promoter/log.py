@@ -10,20 +10,38 @@ import structlog
 __all__ = ["configure_logging"]
 
 
+def _has_rich() -> bool:
+    try:
+        import rich  # noqa: F401, PLC0415 (optional pretty tracebacks)
+    except ImportError:
+        return False
+    return True
+
+
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     """Configure structlog on stderr; contextvars (pipeline, env, event ids) merge first."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if use_json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else structlog.dev.ConsoleRenderer(
+            colors=False,
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
+            if _has_rich()
+            else structlog.dev.plain_traceback,
+        )
     )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.dict_tracebacks if use_json else structlog.dev.set_exc_info,
+            # Never render frame locals: they can hold tokens and whole records.
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+            if use_json
+            else structlog.dev.set_exc_info,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

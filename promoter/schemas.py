@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from promoter.core.events import HealthEvent, ImageEvent, ModelEvent
+from promoter.core.events import HealthEvent, ImageEvent, ModelEvent, OperatorEvent, ReviewEvent
 from promoter.core.pipeline import Pipeline
 
 __all__ = ["SCHEMAS", "check_schemas", "render_schemas", "write_schemas"]
@@ -19,6 +19,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "event-image-built.schema.json": ImageEvent,
     "event-model-registered.schema.json": ModelEvent,
     "event-health-signal.schema.json": HealthEvent,
+    "event-pr-reviewed.schema.json": ReviewEvent,
+    "event-operator-command.schema.json": OperatorEvent,
 }
 
 

@@ -17,6 +17,8 @@ __all__ = [
     "HEALTH_SIGNAL",
     "IMAGE_BUILT",
     "MODEL_REGISTERED",
+    "OPERATOR_COMMAND",
+    "PR_REVIEWED",
     "CloudEvent",
     "HealthEvent",
     "HealthSignal",
@@ -24,7 +26,11 @@ __all__ = [
     "ImageEvent",
     "ModelEvent",
     "ModelRegistered",
+    "OperatorCommand",
+    "OperatorEvent",
     "PromoterEvent",
+    "PullReview",
+    "ReviewEvent",
     "content_id",
     "parse_event",
     "subject_for",
@@ -33,6 +39,8 @@ __all__ = [
 IMAGE_BUILT = "promoter.image.built"
 MODEL_REGISTERED = "promoter.model.registered"
 HEALTH_SIGNAL = "promoter.health.signal"
+PR_REVIEWED = "promoter.pr.reviewed"
+OPERATOR_COMMAND = "promoter.operator.command"
 DIGEST_PATTERN = r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$"
 HealthStatus = Literal["healthy", "progressing", "degraded", "unknown"]
 
@@ -83,6 +91,35 @@ class HealthSignal(_Data):
     reason: str | None = Field(None, description="Why, in words (shown in history).")
 
 
+class PullReview(_Data):
+    """A review of an environment's PR (data of `promoter.pr.reviewed`)."""
+
+    pipeline: str = Field(min_length=1, description="Pipeline name.")
+    environment: str = Field(min_length=1, description="Environment name.")
+    reviewer: str = Field(min_length=1, description="Who reviewed (a user login).")
+    teams: list[str] = Field(default_factory=list, description="Teams the reviewer is in.")
+    state: Literal["approved", "changes_requested"] = Field(description="The verdict.")
+    bundle: str | None = Field(
+        None, description="Bundle id the review is for; a review of an older bundle is ignored."
+    )
+    pr: int | None = Field(None, description="PR number, for the record.")
+
+
+class OperatorCommand(_Data):
+    """An operator's command for an environment (data of `promoter.operator.command`)."""
+
+    pipeline: str = Field(min_length=1, description="Pipeline name.")
+    environment: str = Field(min_length=1, description="Environment name.")
+    action: Literal["hold", "resume", "promote", "rollback"] = Field(
+        description="hold, resume, promote (skip waiting gates) or rollback (and hold)."
+    )
+    by: str = Field(min_length=1, description="Who gave the command.")
+    reason: str | None = Field(None, description="Why, in words (shown in history).")
+    bundle: str | None = Field(
+        None, description="promote/rollback: the bundle id; absent: the candidate / previous."
+    )
+
+
 def _rfc3339(value: Any) -> Any:
     if value is None or isinstance(value, str | datetime):
         return value
@@ -128,11 +165,27 @@ class HealthEvent(CloudEvent):
     data: HealthSignal
 
 
-PromoterEvent = ImageEvent | ModelEvent | HealthEvent
-EVENT_TYPES: dict[str, type[ImageEvent | ModelEvent | HealthEvent]] = {
+class ReviewEvent(CloudEvent):
+    """`promoter.pr.reviewed`."""
+
+    type: Literal["promoter.pr.reviewed"] = Field(description="promoter.pr.reviewed")
+    data: PullReview
+
+
+class OperatorEvent(CloudEvent):
+    """`promoter.operator.command`."""
+
+    type: Literal["promoter.operator.command"] = Field(description="promoter.operator.command")
+    data: OperatorCommand
+
+
+PromoterEvent = ImageEvent | ModelEvent | HealthEvent | ReviewEvent | OperatorEvent
+EVENT_TYPES: dict[str, type[PromoterEvent]] = {
     IMAGE_BUILT: ImageEvent,
     MODEL_REGISTERED: ModelEvent,
     HEALTH_SIGNAL: HealthEvent,
+    PR_REVIEWED: ReviewEvent,
+    OPERATOR_COMMAND: OperatorEvent,
 }
 
 

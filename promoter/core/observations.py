@@ -11,8 +11,10 @@ from promoter.core.events import (
     HealthSignal,
     ImageBuilt,
     ImageEvent,
+    ModelEvent,
     ModelRegistered,
     PromoterEvent,
+    ReviewEvent,
 )
 from promoter.core.state import Bundle
 
@@ -28,7 +30,9 @@ __all__ = [
     "Merged",
     "ModelObserved",
     "Observation",
+    "Promote",
     "Resumed",
+    "Rollback",
     "Tick",
     "observe_event",
 ]
@@ -114,6 +118,26 @@ class Closed:
 
 
 @dataclass(frozen=True)
+class Promote:
+    """An operator asked to promote now, skipping the gates that wait (soak, approvals, window)."""
+
+    pipeline: str
+    environment: str
+    by: str
+    bundle: str | None = None
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """An operator asked to roll back to an earlier bundle (default: the previous) and hold."""
+
+    pipeline: str
+    environment: str
+    by: str
+    bundle: str | None = None
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passed; re-evaluate timers (soak ends, windows opening)."""
 
@@ -128,6 +152,8 @@ Observation = (
     | Resumed
     | Merged
     | Closed
+    | Promote
+    | Rollback
     | Tick
 )
 
@@ -163,4 +189,22 @@ def observe_event(event: PromoterEvent, now: datetime) -> Observation:
         return ImageObserved(event.data, when)
     if isinstance(event, HealthEvent):
         return HealthObserved(event.data)
-    return ModelObserved(event.data, when)
+    if isinstance(event, ModelEvent):
+        return ModelObserved(event.data, when)
+    if isinstance(event, ReviewEvent):
+        review = event.data
+        if review.state == "approved":
+            return Approved(
+                review.pipeline, review.environment, review.reviewer, tuple(review.teams), review.bundle
+            )
+        return ChangesRequested(review.pipeline, review.environment, review.reviewer, review.bundle)
+    command = event.data
+    match command.action:
+        case "hold":
+            return Held(command.pipeline, command.environment, command.reason or f"held by {command.by}")
+        case "resume":
+            return Resumed(command.pipeline, command.environment)
+        case "promote":
+            return Promote(command.pipeline, command.environment, command.by, command.bundle)
+        case "rollback":
+            return Rollback(command.pipeline, command.environment, command.by, command.bundle)

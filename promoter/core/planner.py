@@ -20,7 +20,9 @@ from promoter.core.observations import (
     Merged,
     ModelObserved,
     Observation,
+    Promote,
     Resumed,
+    Rollback,
 )
 from promoter.core.state import Bundle, EnvState, PendingPR, PipelineState, bundle_id
 from promoter.core.versions import better, candidate_for, matching_artifacts
@@ -108,13 +110,25 @@ class _Planner:
         ):
             return
         age = format_duration(self.now - env.live_since)
-        env.refused = [*env.refused, bad.id]
-        target = next(
-            (b for b in reversed(env.history) if b.id not in env.refused and b.seq < bad.seq), None
-        )
         why = f"degraded {age} after going live (rollback within {format_duration(within)})"
+        self.roll_back(rules, env, bad, None, why)
+
+    def roll_back(
+        self, rules: EnvRules, env: EnvState, bad: Bundle, wanted: str | None, why: str
+    ) -> None:
+        """Revert `env` from `bad` to `wanted` (default: the newest earlier bundle) and hold it."""
+        env.refused = [*env.refused, bad.id] if bad.id not in env.refused else env.refused
+        target = next(
+            (
+                b
+                for b in reversed(env.history)
+                if (b.id == wanted if wanted else b.id not in env.refused and b.seq < bad.seq)
+            ),
+            None,
+        )
         if target is None:
-            reason = f"{why}; no earlier bundle to roll back to"
+            missing = f"bundle {wanted} was never live here" if wanted else "no earlier bundle"
+            reason = f"{why}; {missing} to roll back to"
         else:
             self.decide("rollback", rules.name, target, f"{why}; reverting from {_versions(bad)}")
             env.go_live(target, self.now)
@@ -122,6 +136,48 @@ class _Planner:
         env.held = True
         env.hold_reason = reason
         self.decide("hold", rules.name, env.live, reason)
+
+    def observe_rollback(self, obs: Rollback) -> None:
+        rules = self.compiled.rules(obs.environment)
+        env = self.state.envs.get(obs.environment)
+        if rules is None or env is None or env.live is None:
+            if rules is not None:
+                self.decide("block", obs.environment, None, f"rollback by {obs.by}: nothing live")
+            return
+        self.roll_back(rules, env, env.live, obs.bundle, f"rollback requested by {obs.by}")
+
+    def find_bundle(self, bundle_id: str) -> Bundle | None:
+        """A bundle this pipeline has formed, by id (latest, live, pending or in history)."""
+        seen = [self.state.latest]
+        for env in self.state.envs.values():
+            seen += [env.live, env.pending.bundle if env.pending else None, *env.history]
+        return next((b for b in seen if b is not None and b.id == bundle_id), None)
+
+    def observe_promote(self, obs: Promote) -> None:
+        rules = self.compiled.rules(obs.environment)
+        if rules is None:
+            return
+        env = self.state.env(obs.environment)
+        target = self.find_bundle(obs.bundle) if obs.bundle else self.candidate(rules)
+        refusal = None
+        if target is None:
+            refusal = f"no bundle {obs.bundle}" if obs.bundle else "no candidate bundle yet"
+        elif env.live is not None and target.seq <= env.live.seq:
+            refusal = f"{_versions(target)} is not newer than live; use rollback"
+        elif env.pending is not None and env.pending.merging:
+            refusal = "a merge is already in flight"
+        else:
+            gates = proposal_gates(self.compiled, rules, self.state, target, self.now).blocks
+            hard = [reason for code, reason in gates.items() if code in ("held", "jurisdiction")]
+            refusal = "; ".join(hard) or None
+        if refusal is not None or target is None:
+            self.decide("block", rules.name, target, f"promote by {obs.by} refused: {refusal}")
+            return
+        env.refused = [b for b in env.refused if b != target.id]
+        self.propose(rules, env, target, reason=f"promotion requested by {obs.by}")
+        assert env.pending is not None  # noqa: S101 (propose always leaves a PR)
+        env.pending.merging = True
+        self.decide("merge", rules.name, target, f"promoted by {obs.by}; waiting gates skipped")
 
     def observe_review(self, obs: Approved | ChangesRequested) -> None:
         env = self.state.envs.get(obs.environment)
@@ -171,6 +227,10 @@ class _Planner:
             self.observe_hold(obs)
         elif isinstance(obs, Merged | Closed):
             self.observe_pr(obs)
+        elif isinstance(obs, Promote):
+            self.observe_promote(obs)
+        elif isinstance(obs, Rollback):
+            self.observe_rollback(obs)
 
     # --- reconciliation -----------------------------------------------------------------
 
@@ -224,11 +284,13 @@ class _Planner:
         if gates.wakeup is not None:
             self.wakeup = gates.wakeup if self.wakeup is None else min(self.wakeup, gates.wakeup)
 
-    def propose(self, rules: EnvRules, env: EnvState, bundle: Bundle) -> None:
+    def propose(
+        self, rules: EnvRules, env: EnvState, bundle: Bundle, reason: str | None = None
+    ) -> None:
         pending = env.pending
         if pending is None:
             env.pending = PendingPR(bundle=bundle, opened_at=self.now, updated_at=self.now)
-            self.decide("open-pr", rules.name, bundle, _proposal_reason(rules))
+            self.decide("open-pr", rules.name, bundle, reason or _proposal_reason(rules))
         elif pending.bundle.id != bundle.id:
             env.pending = PendingPR(bundle=bundle, opened_at=pending.opened_at, updated_at=self.now)
             reset = "; approvals reset" if pending.approvals else ""

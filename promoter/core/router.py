@@ -15,7 +15,9 @@ from promoter.core.observations import (
     Merged,
     ModelObserved,
     Observation,
+    Promote,
     Resumed,
+    Rollback,
     Tick,
 )
 
@@ -51,7 +53,8 @@ class Router:
         if isinstance(observation, HealthObserved):
             name, env = observation.data.pipeline, observation.data.environment
         elif isinstance(
-            observation, Approved | ChangesRequested | Held | Resumed | Merged | Closed
+            observation,
+            Approved | ChangesRequested | Held | Resumed | Merged | Closed | Promote | Rollback,
         ):
             name, env = observation.pipeline, observation.environment
         compiled = self.pipelines.get(name)

@@ -1,0 +1,38 @@
+"""`promoter demo`: the whole loop on one machine — embedded NATS, a local gitops repo, a worker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+__all__ = ["add_demo_command"]
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from promoter.demo.story import run_demo  # noqa: PLC0415 (keep `promoter --help` fast)
+    from promoter.log import configure_logging  # noqa: PLC0415 (same reason)
+
+    if not args.worker_logs and args.log_level is None:
+        configure_logging("warning", args.log_format or args.settings.log_format)
+
+    return asyncio.run(run_demo(sys.stdout, keep=args.keep))
+
+
+def add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `promoter demo`."""
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole story locally: build -> dev -> staging -> approval -> prod -> rollback",
+        description="Start an embedded nats-server, create a local bare gitops repository from "
+        "the shipped example, run a worker, emit a scripted story (image built, model "
+        "registered, health, approval, a degraded signal), print progress and the final status, "
+        "clean up, and exit 0. Needs no arguments and no network.",
+    )
+    demo.add_argument(
+        "--worker-logs", action="store_true", help="show the worker's logs (default: warnings only)"
+    )
+    demo.add_argument(
+        "--keep", metavar="DIR", help="keep the gitops repository and state in DIR (must not exist)"
+    )
+    demo.set_defaults(handler=_cmd_demo)

@@ -1,0 +1,149 @@
+"""Wiring: pipelines to targets, a bus (embedded or remote), the local provider, and a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from promoter.core.compiled import compile_pipeline
+from promoter.core.loader import load_pipelines
+from promoter.errors import ConfigurationError
+from promoter.runtime.bus import Bus, BusOptions, connect
+from promoter.runtime.effects import EffectRunner, Target, Workspaces, resolve_repository
+from promoter.runtime.natsserver import StateDirServer
+from promoter.runtime.options import WorkerOptions
+from promoter.runtime.worker import Worker
+from promoter.scm.local import LocalPullRequests, is_local_url
+from promoter.settings import Settings
+
+__all__ = [
+    "Runtime",
+    "load_targets",
+    "open_bus",
+    "publish_pipelines",
+    "run_worker",
+    "utc_now",
+    "worker_name",
+]
+
+log = structlog.get_logger(__name__)
+
+
+def utc_now() -> datetime:
+    """The wall clock, in UTC (the default clock; tests inject their own)."""
+    return datetime.now(UTC)
+
+
+def worker_name() -> str:
+    """A unique worker id: host, pid and a random suffix."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def load_targets(paths: Iterable[str | Path]) -> dict[str, Target]:
+    """Load and compile pipelines; ConfigurationError for repositories no provider serves."""
+    targets: dict[str, Target] = {}
+    remote = []
+    for item in load_pipelines(paths):
+        spec = item.pipeline.spec.repository
+        repository = resolve_repository(spec.url, item.file)
+        if not is_local_url(repository):
+            remote.append(f"{item.file}:{item.line}: {item.pipeline.metadata.name} ({spec.url})")
+            continue
+        compiled = compile_pipeline(item.pipeline)
+        targets[compiled.name] = Target(compiled, item.file, repository, spec.branch)
+    if remote:
+        raise ConfigurationError(
+            "these pipelines use a remote repository, which needs the GitHub provider (not in "
+            "this build); point them at a local path or file:// URL, or leave them out:\n  "
+            + "\n  ".join(remote)
+        )
+    if not targets:
+        raise ConfigurationError("no pipelines found; pass --pipelines DIR with *.yaml files")
+    return targets
+
+
+def bus_options(settings: Settings) -> BusOptions:
+    """Stream settings from the settings object."""
+    return BusOptions(
+        ack_wait=settings.ack_wait,
+        max_deliver=settings.max_deliver,
+        dedup_window=settings.dedup_window,
+    )
+
+
+def worker_options(settings: Settings) -> WorkerOptions:
+    """Worker settings from the settings object."""
+    return WorkerOptions(
+        ack_wait=settings.ack_wait,
+        max_deliver=settings.max_deliver,
+        lease_ttl=settings.lease_ttl,
+        failpoints=settings.failpoints,
+    )
+
+
+@asynccontextmanager
+async def open_bus(
+    nats_url: str | None, state_dir: Path, options: BusOptions, *, name: str, own: bool = False
+) -> AsyncIterator[Bus]:
+    """Connect to `nats_url`, or to the state dir's embedded server (starting it if needed)."""
+    async with AsyncExitStack() as stack:
+        url = nats_url
+        if url is None:
+            server = StateDirServer(state_dir, wait=own)
+            url = await asyncio.to_thread(server.__enter__)
+            stack.callback(server.__exit__, None, None, None)
+        bus = await connect(url, name=name, options=options)
+        stack.push_async_callback(bus.close)
+        yield bus
+
+
+async def publish_pipelines(bus: Bus, targets: dict[str, Target]) -> None:
+    """Store the pipelines this worker runs, so status/explain can evaluate gates without files."""
+    for target in targets.values():
+        text = Path(target.file).read_text(encoding="utf-8")
+        await bus.pipelines.put(target.name, text.encode())
+
+
+class Runtime:
+    """The pieces a worker and the PR commands share."""
+
+    def __init__(self, bus: Bus, state_dir: Path, clock: Callable[[], datetime] = utc_now) -> None:
+        self.bus = bus
+        self.clock = clock
+        self.workspaces = Workspaces(state_dir / "repos")
+        self.prs = LocalPullRequests(bus.prs, self.workspaces, clock)
+        self.runner = EffectRunner(self.workspaces, lambda _url: self.prs)
+
+    def worker(
+        self, targets: dict[str, Target], options: WorkerOptions, name: str | None = None
+    ) -> Worker:
+        """A worker over `targets`."""
+        return Worker(
+            self.bus,
+            targets,
+            self.runner,
+            name=name or worker_name(),
+            clock=self.clock,
+            options=options,
+        )
+
+
+async def run_worker(worker: Worker) -> None:
+    """Run `worker` until SIGTERM or SIGINT, then drain: finish the batch in hand and ack it."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    try:
+        await worker.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

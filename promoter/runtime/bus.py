@@ -1,0 +1,222 @@
+"""The JetStream bus: connection, streams, KV buckets, and publishing events with dedup ids."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+import structlog
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DiscardPolicy,
+    KeyValueConfig,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+
+from promoter.core.events import subject_for
+
+__all__ = [
+    "AUDIT_STREAM",
+    "CONSUMER",
+    "DLQ_STREAM",
+    "EVENTS_STREAM",
+    "Bus",
+    "BusOptions",
+    "connect",
+    "event_msg_id",
+]
+
+log = structlog.get_logger(__name__)
+
+EVENTS_STREAM = "PROMOTER_EVENTS"
+DLQ_STREAM = "PROMOTER_DLQ"
+AUDIT_STREAM = "PROMOTER_AUDIT"
+CONSUMER = "promoter-worker"
+STATE_BUCKET = "promoter-state"
+LEASE_BUCKET = "promoter-leases"
+PR_BUCKET = "promoter-prs"
+PIPELINE_BUCKET = "promoter-pipelines"
+
+_DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class BusOptions:
+    """Stream and consumer settings (from Settings; tests shorten the times)."""
+
+    ack_wait: float = 30.0
+    max_deliver: int = 10
+    dedup_window: float = 120.0
+    event_retention_days: float = 30.0
+    replicas: int = 1
+
+
+@dataclass
+class Bus:
+    """A connection with the streams and buckets promoter uses."""
+
+    nc: Client
+    js: JetStreamContext
+    state: KeyValue
+    leases: KeyValue
+    prs: KeyValue
+    pipelines: KeyValue
+    options: BusOptions
+
+    async def publish_event(self, event: dict[str, Any]) -> bool:
+        """Publish a CloudEvent on its subject; True if stored, False if a duplicate."""
+        subject = subject_for(str(event["type"]))
+        ack = await self.js.publish(
+            subject,
+            json.dumps(event, separators=(",", ":")).encode(),
+            headers={"Nats-Msg-Id": event_msg_id(str(event["source"]), str(event["id"]))},
+            stream=EVENTS_STREAM,
+        )
+        return not ack.duplicate
+
+    async def dead_letter(
+        self, reason: str, *, subject: str, data: bytes, seq: int, deliveries: int
+    ) -> None:
+        """Record an event that cannot be processed in PROMOTER_DLQ, with why."""
+        body = {
+            "reason": reason,
+            "subject": subject,
+            "stream_seq": seq,
+            "deliveries": deliveries,
+            "at": datetime.now(UTC).isoformat(),
+            "data": data.decode("utf-8", "replace"),
+        }
+        await self.js.publish(
+            "promoter.dlq." + subject.removeprefix("promoter.events."),
+            json.dumps(body).encode(),
+            headers={"Nats-Msg-Id": f"dlq-{seq}"},
+            stream=DLQ_STREAM,
+        )
+
+    async def audit(self, pipeline: str, seq: int, entry: dict[str, Any]) -> None:
+        """Append one decision record to PROMOTER_AUDIT (deduplicated by pipeline and seq)."""
+        await self.js.publish(
+            f"promoter.audit.{pipeline}",
+            json.dumps(entry, separators=(",", ":")).encode(),
+            headers={"Nats-Msg-Id": f"audit {pipeline} {seq}"},
+            stream=AUDIT_STREAM,
+        )
+
+    async def close(self) -> None:
+        """Flush and close the connection."""
+        if not self.nc.is_closed:
+            await self.nc.drain()
+
+
+def event_msg_id(source: str, event_id: str) -> str:
+    """The Nats-Msg-Id of an event: its CloudEvent source and id, so re-publishing dedupes."""
+    return f"{source} {event_id}"
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.stream_info(str(config.name))
+    except NotFoundError:
+        await js.add_stream(config)
+
+
+async def _ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
+    try:
+        return await js.key_value(config.bucket)
+    except BucketNotFoundError:
+        return await js.create_key_value(config)
+
+
+async def _ensure_layout(js: JetStreamContext, options: BusOptions) -> None:
+    file, replicas = StorageType.FILE, options.replicas
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=EVENTS_STREAM,
+            description="promoter input events (CloudEvents); Nats-Msg-Id = source + id",
+            subjects=["promoter.events.>"],
+            storage=file,
+            num_replicas=replicas,
+            duplicate_window=options.dedup_window,
+            max_age=options.event_retention_days * _DAY,
+        ),
+    )
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=DLQ_STREAM,
+            description="events promoter could not process, with the reason",
+            subjects=["promoter.dlq.>"],
+            storage=file,
+            num_replicas=replicas,
+            duplicate_window=options.dedup_window,
+        ),
+    )
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=AUDIT_STREAM,
+            description="one record per promoter decision",
+            subjects=["promoter.audit.>"],
+            storage=file,
+            num_replicas=replicas,
+            duplicate_window=3600.0,
+            discard=DiscardPolicy.OLD,
+        ),
+    )
+    await js.add_consumer(
+        EVENTS_STREAM,
+        ConsumerConfig(
+            durable_name=CONSUMER,
+            description="promoter workers share this durable pull consumer",
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=options.ack_wait,
+            max_deliver=options.max_deliver,
+            filter_subject="promoter.events.>",
+            max_ack_pending=1000,
+        ),
+    )
+
+
+async def connect(url: str, *, name: str, options: BusOptions | None = None) -> Bus:
+    """Connect (reconnecting forever), create missing streams and buckets, return the Bus."""
+    options = options or BusOptions()
+    nc = await nats.connect(
+        url,
+        name=name,
+        connect_timeout=2,
+        reconnect_time_wait=0.2,
+        max_reconnect_attempts=-1,
+        allow_reconnect=True,
+    )
+    js = nc.jetstream(timeout=5)
+    await _ensure_layout(js, options)
+    file = StorageType.FILE
+
+    def bucket(name: str, description: str, history: int = 1) -> KeyValueConfig:
+        return KeyValueConfig(
+            bucket=name,
+            description=description,
+            history=history,
+            storage=file,
+            replicas=options.replicas,
+        )
+
+    return Bus(
+        nc=nc,
+        js=js,
+        state=await _ensure_bucket(js, bucket(STATE_BUCKET, "pipeline state + outbox")),
+        leases=await _ensure_bucket(js, bucket(LEASE_BUCKET, "per-pipeline worker leases")),
+        prs=await _ensure_bucket(js, bucket(PR_BUCKET, "local PR provider records", 5)),
+        pipelines=await _ensure_bucket(js, bucket(PIPELINE_BUCKET, "pipelines workers run")),
+        options=options,
+    )

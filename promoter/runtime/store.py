@@ -1,0 +1,180 @@
+"""Pipeline records in JetStream KV (compare-and-set) and per-pipeline leases.
+
+Concurrency, written down: a worker must hold a pipeline's **lease** to plan or carry out
+effects for it, so two workers never interleave on one pipeline. Leases expire (a SIGKILLed
+worker's lease lapses after `lease_ttl`), so every record write is also a **compare-and-set** on
+the revision the worker read: a worker that lost its lease without noticing fails its write and
+drops its work instead of overwriting a newer record. Effects are idempotent (deterministic
+branches, adopted PRs, merges that notice they already happened), so redoing an effect that a
+dead worker had started is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+from pydantic import BaseModel, ConfigDict, Field
+
+from promoter.core.observations import Action
+from promoter.core.state import Bundle, PipelineState
+from promoter.errors import TransientError
+
+__all__ = ["Effect", "Lease", "Leases", "PullRef", "Record", "StaleRecord", "StateStore"]
+
+_APPLIED_KEPT = 1000
+
+
+class StaleRecord(TransientError):
+    """Another worker wrote the record first; re-read it and decide again."""
+
+
+class Effect(BaseModel):
+    """A decision waiting in a pipeline's outbox to be carried out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int = Field(description="Decision number within the pipeline; the audit record id.")
+    action: Action
+    environment: str
+    bundle: Bundle | None
+    reason: str
+    at: datetime
+    by: str | None = None
+    attempts: int = 0
+    error: str | None = None
+
+
+class PullRef(BaseModel):
+    """The PR currently carrying an environment's pending bundle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: int
+    url: str
+    head: str
+    bundle: str
+
+
+class Record(BaseModel):
+    """Everything stored for one pipeline: planner state, outbox, and bookkeeping."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline: str
+    state: PipelineState = Field(default_factory=PipelineState)
+    outbox: list[Effect] = Field(default_factory=list)
+    applied: list[str] = Field(default_factory=list, description="Event keys already planned.")
+    decisions: int = 0
+    wakeup: datetime | None = None
+    retry_at: datetime | None = None
+    prs: dict[str, PullRef] = Field(default_factory=dict)
+    errors: dict[str, str] = Field(default_factory=dict, description="env -> failed effect")
+    updated_at: datetime | None = None
+
+    def mark_applied(self, key: str) -> None:
+        """Remember that the event `key` was planned (bounded)."""
+        self.applied = [*self.applied, key][-_APPLIED_KEPT:]
+
+
+def _key(pipeline: str) -> str:
+    return f"pipeline.{pipeline}"
+
+
+class StateStore:
+    """Records keyed by pipeline name, written only with compare-and-set."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    async def load(self, pipeline: str) -> tuple[Record, int]:
+        """The record and its revision (0: none stored yet)."""
+        try:
+            entry = await self.kv.get(_key(pipeline))
+        except KeyNotFoundError:
+            return Record(pipeline=pipeline), 0
+        if entry.value is None:
+            return Record(pipeline=pipeline), 0
+        return Record.model_validate_json(entry.value), int(entry.revision or 0)
+
+    async def save(self, record: Record, revision: int) -> int:
+        """Write if the stored revision is still `revision`; StaleRecord otherwise."""
+        body = record.model_dump_json().encode()
+        try:
+            if revision == 0:
+                return int(await self.kv.create(_key(record.pipeline), body))
+            return int(await self.kv.update(_key(record.pipeline), body, last=revision))
+        except KeyWrongLastSequenceError:
+            raise StaleRecord(f"pipeline {record.pipeline}: record changed under us") from None
+
+    async def all(self) -> list[Record]:
+        """Every stored record."""
+        try:
+            keys = [k for k in await self.kv.keys() if k.startswith("pipeline.")]
+        except Exception as exc:  # noqa: BLE001 (nats-py raises NoKeysError, a bare Error, when empty)
+            if type(exc).__name__ == "NoKeysError":
+                return []
+            raise
+        records = []
+        for key in sorted(keys):
+            record, _ = await self.load(key.removeprefix("pipeline."))
+            records.append(record)
+        return records
+
+
+class Lease:
+    """A held lease; renew it while working, release it when done."""
+
+    def __init__(self, leases: Leases, name: str, revision: int) -> None:
+        self.leases = leases
+        self.name = name
+        self.revision = revision
+
+    async def renew(self) -> bool:
+        """Extend the lease; False if it was lost (expired and taken)."""
+        try:
+            self.revision = await self.leases.write(self.name, self.revision)
+        except KeyWrongLastSequenceError:
+            return False
+        return True
+
+    async def release(self) -> None:
+        """Give the lease up (if still ours)."""
+        try:
+            await self.leases.kv.delete(self.name, last=self.revision)
+        except KeyWrongLastSequenceError:
+            return
+
+
+class Leases:
+    """Expiring, owner-tagged leases in a KV bucket (wall-clock expiry, CAS transitions)."""
+
+    def __init__(self, kv: KeyValue, owner: str, ttl: float) -> None:
+        self.kv = kv
+        self.owner = owner
+        self.ttl = ttl
+
+    async def write(self, name: str, revision: int) -> int:
+        """Write our lease on `name` over `revision` (0: must not exist)."""
+        body = json.dumps({"owner": self.owner, "expires": time.time() + self.ttl}).encode()
+        if revision == 0:
+            return int(await self.kv.create(name, body))
+        return int(await self.kv.update(name, body, last=revision))
+
+    async def acquire(self, name: str) -> Lease | None:
+        """Take the lease on `name` if it is free, expired, or already ours; None if busy."""
+        try:
+            entry = await self.kv.get(name)
+            revision = int(entry.revision or 0)
+            holder = json.loads(entry.value or b"{}")
+        except KeyNotFoundError:
+            revision, holder = 0, {}
+        if revision and holder.get("owner") != self.owner and holder.get("expires", 0) > time.time():
+            return None
+        try:
+            return Lease(self, name, await self.write(name, revision))
+        except KeyWrongLastSequenceError:
+            return None

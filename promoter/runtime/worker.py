@@ -1,0 +1,345 @@
+"""The worker: pull events, plan under a lease, record, carry out the outbox, then ack."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+from nats.aio.msg import Msg
+
+from promoter.core.events import parse_event
+from promoter.core.observations import Merged, Observation, Tick, observe_event
+from promoter.core.planner import Plan, plan
+from promoter.core.router import Router
+from promoter.errors import EventError, PromoterError
+from promoter.runtime.bus import Bus, event_msg_id
+from promoter.runtime.consumer import Consumer
+from promoter.runtime.effects import EffectRunner, Outcome, Target
+from promoter.runtime.failpoints import Failpoints
+from promoter.runtime.options import WorkerOptions
+from promoter.runtime.store import Effect, Lease, Leases, Record, StaleRecord, StateStore
+from promoter.runtime.timers import Timers
+
+__all__ = ["Worker"]
+
+log = structlog.get_logger(__name__)
+
+Item = tuple[str, Observation]
+
+
+class Worker:
+    """One promoter worker; run several against one stream to share the load."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        targets: dict[str, Target],
+        runner: EffectRunner,
+        *,
+        name: str,
+        clock: Callable[[], datetime],
+        options: WorkerOptions | None = None,
+    ) -> None:
+        self.bus = bus
+        self.targets = targets
+        self.runner = runner
+        self.name = name
+        self.clock = clock
+        self.options = options or WorkerOptions()
+        self.router = Router(t.compiled for t in targets.values())
+        self.store = StateStore(bus.state)
+        self.leases = Leases(bus.leases, name, self.options.lease_ttl)
+        self.timers = Timers(self.clock)
+        self.failpoints = Failpoints.parse(self.options.failpoints)
+        self.stopping = asyncio.Event()
+        self.processed = 0
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume until `stop()`; the batch in hand is finished and acked before returning."""
+        log.info("worker started", worker=self.name, pipelines=sorted(self.targets))
+        consumer = Consumer(self.bus, self.options, self.stopping)
+        tasks = [
+            asyncio.create_task(consumer.run(self.handle_batch), name="consume"),
+            asyncio.create_task(self.timers.run(self.visit, self.stopping, self.options), name="timers"),
+            asyncio.create_task(self.watch_records(), name="watch"),
+        ]
+        await self.stopping.wait()
+        await tasks[0]
+        for task in tasks[1:]:
+            task.cancel()
+        for task in tasks[1:]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        log.info("worker stopped", worker=self.name, processed=self.processed)
+
+    def stop(self) -> None:
+        """Ask the worker to finish its current batch and return from `run()`."""
+        self.stopping.set()
+
+    # --- events -------------------------------------------------------------------------
+
+    async def handle_batch(self, msgs: list[Msg]) -> None:
+        """Plan every message of a fetched batch, carry out effects, then ack or nak each."""
+        work: dict[str, list[Item]] = {}
+        wanted: dict[int, tuple[Msg, list[str]]] = {}
+        for msg in msgs:
+            routed = await self._route(msg)
+            if routed is None:
+                continue
+            key, observation, names = routed
+            for name in names:
+                work.setdefault(name, []).append((key, observation))
+            wanted[id(msg)] = (msg, names)
+        heartbeat = asyncio.create_task(self._keep_alive([m for m, _ in wanted.values()]))
+        try:
+            done = await self._process_all(work)
+        finally:
+            heartbeat.cancel()
+        for msg, names in wanted.values():
+            await self._settle(msg, all(done.get(n, False) for n in names))
+
+    async def _route(self, msg: Msg) -> tuple[str, Observation, list[str]] | None:
+        try:
+            event = parse_event(msg.data)
+        except EventError as exc:
+            await self._dead_letter(msg, str(exc))
+            return None
+        observation = observe_event(event, self.clock())
+        names = [n for n in self.router.route(observation) if n in self.targets]
+        if not names:
+            log.info("no pipeline wants this event", type=event.type, event_id=event.id)
+            await msg.ack_sync()
+            return None
+        return event_msg_id(event.source, event.id), observation, names
+
+    async def _dead_letter(self, msg: Msg, reason: str) -> None:
+        meta = msg.metadata
+        log.warning("event dead-lettered", reason=reason, stream_seq=meta.sequence.stream)
+        await self.bus.dead_letter(
+            reason,
+            subject=msg.subject,
+            data=msg.data,
+            seq=meta.sequence.stream,
+            deliveries=meta.num_delivered,
+        )
+        await msg.term()
+
+    async def _keep_alive(self, msgs: list[Msg]) -> None:
+        while True:
+            await asyncio.sleep(self.options.ack_wait / 3)
+            for msg in msgs:
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+
+    async def _process_all(self, work: dict[str, list[Item]]) -> dict[str, bool]:
+        limit = asyncio.Semaphore(self.options.concurrency)
+
+        async def one(name: str, items: list[Item]) -> tuple[str, bool]:
+            async with limit:
+                return name, await self.process(name, items)
+
+        return dict(await asyncio.gather(*(one(n, i) for n, i in work.items())))
+
+    async def _settle(self, msg: Msg, recorded: bool) -> None:
+        self.failpoints.hit("before-ack")
+        if recorded:
+            self.processed += 1
+            with contextlib.suppress(Exception):  # a lost ack only means a harmless redelivery
+                await msg.ack_sync()
+            return
+        if msg.metadata.num_delivered >= self.options.max_deliver:
+            await self._dead_letter(
+                msg, f"gave up after {msg.metadata.num_delivered} deliveries (pipeline busy or failing)"
+            )
+            return
+        await msg.nak(delay=self.options.retry_delay)
+
+    # --- per pipeline -------------------------------------------------------------------
+
+    async def _lease(self, name: str, wait: float) -> Lease | None:
+        deadline = time.monotonic() + wait
+        while True:
+            lease = await self.leases.acquire(f"pipeline.{name}")
+            if lease is not None or time.monotonic() >= deadline:
+                return lease
+            await asyncio.sleep(0.02)
+
+    async def process(self, name: str, items: list[Item]) -> bool:
+        """Plan `items` for one pipeline under its lease and record; True once recorded."""
+        lease = await self._lease(name, self.options.ack_wait / 2)
+        if lease is None:
+            log.info("pipeline busy; will retry", pipeline=name)
+            return False
+        try:
+            for _ in range(5):
+                record, revision = await self.store.load(name)
+                fresh = [(k, o) for k, o in items if k not in record.applied]
+                for key, observation in fresh:
+                    self._absorb(record, plan(self.targets[name].compiled, record.state, observation, self.clock()))
+                    record.mark_applied(key)
+                if fresh:
+                    try:
+                        revision = await self.store.save(record, revision)
+                    except StaleRecord:
+                        continue
+                    self.failpoints.hit("after-plan")
+                await self._drain(record, revision, lease)
+                return True
+            return False
+        finally:
+            await lease.release()
+
+    def _absorb(self, record: Record, result: Plan) -> None:
+        now = self.clock()
+        record.state = result.state
+        for decision in result.decisions:
+            record.decisions += 1
+            record.outbox.append(
+                Effect(
+                    seq=record.decisions,
+                    action=decision.action,
+                    environment=decision.environment,
+                    bundle=decision.bundle,
+                    reason=decision.reason,
+                    at=now,
+                )
+            )
+        record.wakeup = result.wakeup
+        record.updated_at = now
+        self.timers.schedule(record)
+
+    async def _drain(self, record: Record, revision: int, lease: Lease) -> None:
+        target = self.targets[record.pipeline]
+        bound = log.bind(pipeline=record.pipeline, worker=self.name)
+        while record.outbox:
+            effect = record.outbox[0]
+            if not await lease.renew():
+                bound.warning("lease lost; leaving the outbox to its new holder")
+                return
+            try:
+                outcome = await self.runner.carry_out(target, effect)
+            except PromoterError as exc:
+                if exc.retryable:
+                    await self._retry(record, revision, effect, exc, bound)
+                    return
+                outcome = None
+                record.errors[effect.environment] = f"{effect.action} failed: {exc}"
+                bound.error("effect failed", env=effect.environment, action=effect.action, error=str(exc))
+            except Exception as exc:  # noqa: BLE001 (an unexpected failure must not kill the worker)
+                bound.exception("effect crashed; will retry", env=effect.environment)
+                await self._retry(record, revision, effect, exc, bound)
+                return
+            self.failpoints.hit("after-effect")
+            await self._audit(record.pipeline, effect, outcome)
+            self._complete(record, effect, outcome)
+            try:
+                revision = await self.store.save(record, revision)
+            except StaleRecord:
+                bound.warning("record changed under us; leaving the outbox to its new holder")
+                return
+            self.failpoints.hit("after-record")
+        self.timers.done(record.pipeline)
+
+    def _complete(self, record: Record, effect: Effect, outcome: Outcome | None) -> None:
+        record.outbox.pop(0)
+        env = effect.environment
+        if outcome is None:
+            return
+        if effect.action not in ("block", "hold", "resume"):
+            record.errors.pop(env, None)
+        if outcome.pr is not None:
+            record.prs[env] = outcome.pr
+        if outcome.merged and effect.bundle is not None:
+            record.prs.pop(env, None)
+            observation = Merged(record.pipeline, env, effect.bundle.id)
+            self._absorb(record, plan(self.targets[record.pipeline].compiled, record.state, observation, self.clock()))
+        elif effect.action == "close-pr":
+            record.prs.pop(env, None)
+
+    async def _retry(
+        self,
+        record: Record,
+        revision: int,
+        effect: Effect,
+        exc: Exception,
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        """Back off exponentially; the attempt count and error are saved for `explain`."""
+        delay = min(self.options.retry_delay * 2 ** min(effect.attempts, 10), self.options.retry_max)
+        effect.attempts += 1
+        effect.error = str(exc) or type(exc).__name__
+        bound.warning(
+            "effect will be retried",
+            env=effect.environment,
+            action=effect.action,
+            error=effect.error,
+            attempt=effect.attempts,
+            delay=delay,
+        )
+        with contextlib.suppress(StaleRecord):
+            await self.store.save(record, revision)
+        self.timers.retry(record.pipeline, delay)
+
+    async def _audit(self, pipeline: str, effect: Effect, outcome: Outcome | None) -> None:
+        entry = {
+            "seq": effect.seq,
+            "at": effect.at.isoformat().replace("+00:00", "Z"),
+            "pipeline": pipeline,
+            "environment": effect.environment,
+            "action": effect.action,
+            "versions": effect.bundle.summary() if effect.bundle else {},
+            "bundle": effect.bundle.id if effect.bundle else None,
+            "reason": effect.reason,
+            "worker": self.name,
+        }
+        if outcome is None:
+            entry["error"] = effect.error or "failed"
+        else:
+            entry |= {"pr": outcome.pr.number if outcome.pr else None, "sha": outcome.sha, "detail": outcome.detail}
+        await self.bus.audit(pipeline, effect.seq, entry)
+
+    # --- timers and orphaned outboxes ---------------------------------------------------
+
+    async def visit(self, name: str) -> None:
+        """Fire due timers and finish a left-over outbox for `name` (if its lease is free)."""
+        if name not in self.targets:
+            return
+        lease = await self._lease(name, 0)
+        if lease is None:
+            self.timers.retry(name, self.options.lease_ttl / 2)
+            return
+        try:
+            record, revision = await self.store.load(name)
+            now = self.clock()
+            if record.wakeup is not None and record.wakeup <= now:
+                self._absorb(record, plan(self.targets[name].compiled, record.state, Tick(), now))
+                try:
+                    revision = await self.store.save(record, revision)
+                except StaleRecord:
+                    self.timers.retry(name, 0.1)
+                    return
+            await self._drain(record, revision, lease)
+        finally:
+            await lease.release()
+
+    async def watch_records(self) -> None:
+        """Learn timers and outboxes written by other workers (and left by dead ones)."""
+        while not self.stopping.is_set():
+            try:
+                watcher = await self.bus.state.watchall()
+                async for entry in watcher:
+                    if entry is None or entry.value is None:
+                        continue
+                    record = Record.model_validate_json(entry.value)
+                    self.timers.observe(record, self.options.lease_ttl)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 (reconnects break the watch; start it again)
+                log.info("record watch interrupted; restarting", exc_info=True)
+                await asyncio.sleep(0.5)

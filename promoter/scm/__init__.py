@@ -1,0 +1,1 @@
+"""PR providers behind one small Protocol: the local provider (KV + git) and, later, GitHub."""

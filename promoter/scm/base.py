@@ -1,0 +1,82 @@
+"""What every PR provider offers: find, open or update, merge and close one PR per environment."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["PullRequest", "PullRequestSpec", "PullRequests", "Review"]
+
+PRState = Literal["open", "merged", "closed"]
+
+
+class Review(BaseModel):
+    """An approval, a change request or a comment on a PR."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str
+    teams: list[str] = Field(default_factory=list)
+    state: Literal["approved", "changes_requested", "commented"]
+    head: str = Field(description="The head sha the review was given on.")
+    body: str = ""
+    at: datetime
+
+
+class PullRequestSpec(BaseModel):
+    """What the PR for an environment should look like now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repository: str
+    pipeline: str
+    environment: str
+    base: str
+    branch: str
+    head: str
+    title: str
+    body: str
+    bundle: str
+    versions: dict[str, str]
+
+
+class PullRequest(PullRequestSpec):
+    """A PR as the provider stores it."""
+
+    number: int
+    url: str
+    state: PRState = "open"
+    reviews: list[Review] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+    merged_sha: str | None = None
+
+    def approvals(self) -> dict[str, list[str]]:
+        """Users whose latest review of the current head approves, with their teams."""
+        latest: dict[str, Review] = {}
+        for review in self.reviews:
+            if review.state != "commented" and review.head == self.head:
+                latest[review.user] = review
+        return {u: r.teams for u, r in latest.items() if r.state == "approved"}
+
+
+class PullRequests(Protocol):
+    """A PR provider. Every method is idempotent: calling it again after a crash is harmless."""
+
+    async def current(self, pipeline: str, environment: str) -> PullRequest | None:
+        """The newest PR promoter made for this environment (open, merged or closed)."""
+        ...
+
+    async def ensure(self, spec: PullRequestSpec) -> PullRequest:
+        """Adopt the open PR of the branch and bring it up to `spec`, or open one."""
+        ...
+
+    async def merge(self, pr: PullRequest, message: str) -> PullRequest:
+        """Merge `pr` if its head is still `pr.head`; a merged PR is returned as is."""
+        ...
+
+    async def close(self, pr: PullRequest, comment: str) -> PullRequest:
+        """Close `pr` without merging, leaving `comment`."""
+        ...
