@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -367,11 +368,25 @@ class Update(_Model):
         "hold ${artifact.tag|digest|version|uri|name|ref} placeholders.",
     )
     kustomize_image: KustomizeImage | None = Field(None, description="A kustomize image override.")
+    setters: bool | None = Field(
+        None,
+        description='Update every value marked with a `# {"$promoter": '
+        '"<pipeline>:<artifact>[:<attribute>]"}` comment for this pipeline; without an '
+        "attribute an image becomes name:tag and a model its uri.",
+    )
+
+    @field_validator("setters")
+    @classmethod
+    def _setters_true(cls, value: bool | None) -> bool | None:
+        if value is False:
+            raise _fail("false does nothing; write `setters: true` or remove the update")
+        return value
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
-        if (self.set_ is None) == (self.kustomize_image is None):
-            raise _fail("an update needs exactly one of set or kustomizeImage")
+        chosen = [self.set_, self.kustomize_image, self.setters]
+        if sum(kind is not None for kind in chosen) != 1:
+            raise _fail("an update needs exactly one of set, kustomizeImage, setters")
         return self
 
 
