@@ -11,8 +11,8 @@ from pathlib import Path
 from promoter import __version__
 from promoter.core.compiled import compile_pipeline
 from promoter.core.loader import validate_paths
-from promoter.errors import PromoterError
 from promoter.demo import add_demo_command
+from promoter.errors import PromoterError
 from promoter.log import configure_logging
 from promoter.runtime.commands import add_runtime_commands
 from promoter.schemas import check_schemas, write_schemas

@@ -10,14 +10,6 @@ import structlog
 __all__ = ["configure_logging"]
 
 
-def _has_rich() -> bool:
-    try:
-        import rich  # noqa: F401, PLC0415 (optional pretty tracebacks)
-    except ImportError:
-        return False
-    return True
-
-
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     """Configure structlog on stderr; contextvars (pipeline, env, event ids) merge first."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -26,9 +18,8 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         if use_json
         else structlog.dev.ConsoleRenderer(
             colors=False,
-            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
-            if _has_rich()
-            else structlog.dev.plain_traceback,
+            # plain tracebacks: rich's (if installed) would print frame locals
+            exception_formatter=structlog.dev.plain_traceback,
         )
     )
     structlog.configure(

@@ -24,9 +24,13 @@ class Settings(BaseSettings):
         Path(".promoter"), description="Where local state and embedded NATS data live."
     )
     nats_url: str | None = Field(None, description="NATS server URL; unset: embedded nats-server.")
-    ack_wait: float = Field(30.0, gt=0, description="Seconds before an unacked event is redelivered.")
+    ack_wait: float = Field(
+        30.0, gt=0, description="Seconds before an unacked event is redelivered."
+    )
     max_deliver: int = Field(10, ge=1, description="Deliveries before an event is dead-lettered.")
-    lease_ttl: float = Field(30.0, gt=0, description="Seconds a dead worker's pipeline lease lasts.")
+    lease_ttl: float = Field(
+        30.0, gt=0, description="Seconds a dead worker's pipeline lease lasts."
+    )
     dedup_window: float = Field(120.0, gt=0, description="Seconds same source+id events dedupe.")
     failpoints: str = Field("", description="Chaos testing only: NAME:COUNT crash points.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(

@@ -13,7 +13,9 @@ from promoter.core.events import (
     ImageEvent,
     ModelEvent,
     ModelRegistered,
+    OperatorCommand,
     PromoterEvent,
+    PullReview,
     ReviewEvent,
 )
 from promoter.core.state import Bundle
@@ -182,29 +184,34 @@ class Decision:
         }
 
 
+def _review(review: PullReview) -> Observation:
+    if review.state == "approved":
+        return Approved(
+            review.pipeline, review.environment, review.reviewer, tuple(review.teams), review.bundle
+        )
+    return ChangesRequested(review.pipeline, review.environment, review.reviewer, review.bundle)
+
+
+def _command(command: OperatorCommand) -> Observation:
+    pipeline, env = command.pipeline, command.environment
+    if command.action == "hold":
+        return Held(pipeline, env, command.reason or f"held by {command.by}")
+    if command.action == "resume":
+        return Resumed(pipeline, env)
+    if command.action == "promote":
+        return Promote(pipeline, env, command.by, command.bundle)
+    return Rollback(pipeline, env, command.by, command.bundle)
+
+
 def observe_event(event: PromoterEvent, now: datetime) -> Observation:
     """The observation an event stands for; the event time (or `now`) dates builds."""
     when = event.time or now
     if isinstance(event, ImageEvent):
         return ImageObserved(event.data, when)
-    if isinstance(event, HealthEvent):
-        return HealthObserved(event.data)
     if isinstance(event, ModelEvent):
         return ModelObserved(event.data, when)
+    if isinstance(event, HealthEvent):
+        return HealthObserved(event.data)
     if isinstance(event, ReviewEvent):
-        review = event.data
-        if review.state == "approved":
-            return Approved(
-                review.pipeline, review.environment, review.reviewer, tuple(review.teams), review.bundle
-            )
-        return ChangesRequested(review.pipeline, review.environment, review.reviewer, review.bundle)
-    command = event.data
-    match command.action:
-        case "hold":
-            return Held(command.pipeline, command.environment, command.reason or f"held by {command.by}")
-        case "resume":
-            return Resumed(command.pipeline, command.environment)
-        case "promote":
-            return Promote(command.pipeline, command.environment, command.by, command.bundle)
-        case "rollback":
-            return Rollback(command.pipeline, command.environment, command.by, command.bundle)
+        return _review(event.data)
+    return _command(event.data)

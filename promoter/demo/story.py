@@ -43,8 +43,19 @@ def seed_repository(bare: Path, files: Path) -> None:
     shutil.copytree(files, work)
     _git("init", "-q", "-b", "main", cwd=work)
     _git("add", "-A", cwd=work)
-    _git("-c", "user.name=demo", "-c", "user.email=demo@localhost", "-c", "commit.gpgsign=false",
-         "commit", "-q", "-m", "initial gitops layout", cwd=work)
+    _git(
+        "-c",
+        "user.name=demo",
+        "-c",
+        "user.email=demo@localhost",
+        "-c",
+        "commit.gpgsign=false",
+        "commit",
+        "-q",
+        "-m",
+        "initial gitops layout",
+        cwd=work,
+    )
     _git("clone", "-q", "--bare", str(work), str(bare), cwd=work.parent)
     shutil.rmtree(work)
 
@@ -62,9 +73,11 @@ def live(env: str, api: str) -> Check:
 
 def pending(env: str, api: str) -> Check:
     """The environment has a PR open for api version `api`."""
+
     def check(doc: dict[str, Any]) -> bool:
         pr = _env(doc, env)["pending"]
         return bool(pr and pr["pr"] and pr["versions"].get("api") == api)
+
     return check
 
 
@@ -103,16 +116,23 @@ class Story:
         """Approve the env's PR as `user`, as `promoter approve` does."""
         review = Review(user=user, state="approved", head="", at=utc_now())
         pr = await self.runtime.prs.review("shop", env, review)
-        data = {"pipeline": "shop", "environment": env, "reviewer": user, "state": "approved",
-                "bundle": pr.bundle, "pr": pr.number}
+        data = {
+            "pipeline": "shop",
+            "environment": env,
+            "reviewer": user,
+            "state": "approved",
+            "bundle": pr.bundle,
+            "pr": pr.number,
+        }
         await self.emit(review_event(data, now=utc_now()))
         self.say(f"{user} approves PR #{pr.number}")
 
     async def release(self, version: str, number: int) -> None:
         """An image goes from build to prod: dev, soak, staging, soak, approval, prod."""
         self.say(f"image ghcr.io/acme/shop-api:{version} built")
-        await self.emit(image_event("ghcr.io/acme/shop-api", _DIGEST.format(number), version, {},
-                                    now=utc_now()))
+        await self.emit(
+            image_event("ghcr.io/acme/shop-api", _DIGEST.format(number), version, {}, now=utc_now())
+        )
         await self.wait(live("dev", version), f"dev runs api {version} (auto-merged)")
         await self.healthy("dev")
         self.say("dev reports healthy; staging waits out a 2s soak")
@@ -125,16 +145,32 @@ class Story:
     async def play(self) -> None:
         """The whole story."""
         self.say("model shop-ranker v1 registered (no image yet: nothing to promote)")
-        await self.emit(model_event("shop-ranker", "1", "s3://models/shop-ranker/1", ["auc=0.91"],
-                                    {}, now=utc_now()))
+        await self.emit(
+            model_event(
+                "shop-ranker", "1", "s3://models/shop-ranker/1", ["auc=0.91"], {}, now=utc_now()
+            )
+        )
         await self.release("1.0.0", 1)
         await self.release("1.1.0", 2)
         self.say("prod reports degraded: error rate 7%")
-        await self.emit(health_event("shop", "prod", "degraded", {}, "error rate 7%", now=utc_now()))
+        await self.emit(
+            health_event("shop", "prod", "degraded", {}, "error rate 7%", now=utc_now())
+        )
         await self.wait(
             lambda doc: live("prod", "1.0.0")(doc) and bool(_env(doc, "prod")["held"]),
             "prod rolled back to api 1.0.0 and held",
         )
+
+
+def _prepare(root: Path) -> None:
+    """The gitops repository and the pipeline file, from the shipped example."""
+    root.mkdir(parents=True, exist_ok=True)
+    if any(root.iterdir()):
+        raise ConfigurationError(f"{root} is not empty; pick a new directory for --keep")
+    demo = resources.files("promoter.demo")
+    with resources.as_file(demo / "gitops") as files:
+        seed_repository(root / "gitops.git", files)
+    (root / "shop.yaml").write_text((demo / "pipeline.yaml").read_text(encoding="utf-8"))
 
 
 async def run_demo(out: TextIO, *, keep: str | None = None) -> int:
@@ -142,13 +178,9 @@ async def run_demo(out: TextIO, *, keep: str | None = None) -> int:
     async with AsyncExitStack() as stack:
         if keep:
             root = Path(keep)
-            root.mkdir(parents=True)
         else:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="promoter-demo-")))
-        demo = resources.files("promoter.demo")
-        with resources.as_file(demo / "gitops") as files:
-            seed_repository(root / "gitops.git", files)
-        (root / "shop.yaml").write_text((demo / "pipeline.yaml").read_text(encoding="utf-8"))
+        await asyncio.to_thread(_prepare, root)
         server = EmbeddedServer(root / "nats").start()
         stack.callback(server.stop)
         bus = await connect(server.url, name="promoter-demo")
@@ -171,4 +203,3 @@ async def run_demo(out: TextIO, *, keep: str | None = None) -> int:
         print("\ngitops main branch:", file=out)
         print(_git("log", "--format=  %h %s", "main", cwd=root / "gitops.git"), file=out, end="")
         return 0
-    return 1  # pragma: no cover (AsyncExitStack does not swallow exceptions)

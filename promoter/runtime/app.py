@@ -109,7 +109,7 @@ async def open_bus(
 async def publish_pipelines(bus: Bus, targets: dict[str, Target]) -> None:
     """Store the pipelines this worker runs, so status/explain can evaluate gates without files."""
     for target in targets.values():
-        text = Path(target.file).read_text(encoding="utf-8")
+        text = await asyncio.to_thread(Path(target.file).read_text, encoding="utf-8")
         await bus.pipelines.put(target.name, text.encode())
 
 

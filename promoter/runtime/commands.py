@@ -57,14 +57,18 @@ def _connected(action: Action, *, own: bool = False) -> Callable[[argparse.Names
     return handler
 
 
-async def _run(args: argparse.Namespace, bus: Bus) -> int:
+def _run(args: argparse.Namespace) -> int:
     settings: Settings = args.settings
-    targets = load_targets([args.pipelines])
-    await publish_pipelines(bus, targets)
-    runtime = Runtime(bus, Path(args.state_dir or settings.state_dir))
-    worker = runtime.worker(targets, worker_options(settings), worker_name())
-    await run_worker(worker)
-    return 0
+    targets = load_targets([args.pipelines])  # bad pipelines fail before a server starts
+    options = worker_options(settings)
+
+    async def work(_args: argparse.Namespace, bus: Bus) -> int:
+        await publish_pipelines(bus, targets)
+        runtime = Runtime(bus, Path(args.state_dir or settings.state_dir))
+        await run_worker(runtime.worker(targets, options, worker_name()))
+        return 0
+
+    return _connected(work, own=True)(args)
 
 
 async def _publish(bus: Bus, event: dict[str, Any]) -> int:
@@ -78,18 +82,27 @@ def _event_kw(args: argparse.Namespace) -> dict[str, Any]:
     return {"now": utc_now(), "event_id": args.id, "source": args.source}
 
 
-async def _emit(args: argparse.Namespace, bus: Bus) -> int:
+def _build_event(args: argparse.Namespace) -> dict[str, Any]:
     labels = pairs(args.label, "--label")
     if args.kind == "image":
-        event = image_event(args.repository, args.digest, args.tag, labels, **_event_kw(args))
-    elif args.kind == "model":
-        event = model_event(args.name, args.version, args.uri, args.metric, labels, **_event_kw(args))
-    else:
-        versions = pairs(args.version, "--version")
-        event = health_event(
-            args.pipeline, args.environment, args.status, versions, args.reason, **_event_kw(args)
+        return image_event(args.repository, args.digest, args.tag, labels, **_event_kw(args))
+    if args.kind == "model":
+        return model_event(
+            args.name, args.version, args.uri, args.metric, labels, **_event_kw(args)
         )
-    return await _publish(bus, event)
+    versions = pairs(args.version, "--version")
+    return health_event(
+        args.pipeline, args.environment, args.status, versions, args.reason, **_event_kw(args)
+    )
+
+
+def _emit(args: argparse.Namespace) -> int:
+    event = _build_event(args)  # invalid input fails before any server is started
+
+    async def publish(_args: argparse.Namespace, bus: Bus) -> int:
+        return await _publish(bus, event)
+
+    return _connected(publish)(args)
 
 
 async def _status(args: argparse.Namespace, bus: Bus) -> int:
@@ -137,7 +150,12 @@ async def _review(args: argparse.Namespace, bus: Bus) -> int:
     verdict = "approved" if args.command == "approve" else "changes_requested"
     user = args.as_user or current_user()
     review = Review(
-        user=user, teams=args.team or [], state=verdict, head="", body=args.comment or "", at=utc_now()
+        user=user,
+        teams=args.team or [],
+        state=verdict,
+        head="",
+        body=args.comment or "",
+        at=utc_now(),
     )
     pr = await runtime.prs.review(args.pipeline, args.environment, review)
     data = {
@@ -167,8 +185,10 @@ async def _operate(args: argparse.Namespace, bus: Bus) -> int:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--nats-url", metavar="URL", help="NATS server (default: PROMOTER_NATS_URL, else the "
-        "state dir's embedded server, started if none runs)"
+        "--nats-url",
+        metavar="URL",
+        help="NATS server (default: PROMOTER_NATS_URL, else the "
+        "state dir's embedded server, started if none runs)",
     )
     parser.add_argument(
         "--state-dir", metavar="DIR", help="local state (default: PROMOTER_STATE_DIR or .promoter/)"
@@ -181,16 +201,22 @@ def _target(parser: argparse.ArgumentParser) -> None:
 
 
 def _event_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--id", help="event id (default: derived from the content, so re-running "
-                        "the same CI step is deduplicated)")
+    _common(parser)
+    parser.add_argument(
+        "--id",
+        help="event id (default: derived from the content, so re-running "
+        "the same CI step is deduplicated)",
+    )
     parser.add_argument("--source", help="CloudEvent source (default: promoter/cli)")
     parser.add_argument("--label", action="append", metavar="K=V", help="label (repeatable)")
 
 
 def _add_emit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    emit = commands.add_parser("emit", help="publish one CloudEvent (from any CI job)",
-                               description="Publish one event to PROMOTER_EVENTS.")
-    _common(emit)
+    emit = commands.add_parser(
+        "emit",
+        help="publish one CloudEvent (from any CI job)",
+        description="Publish one event to PROMOTER_EVENTS.",
+    )
     kinds = emit.add_subparsers(dest="kind", required=True, metavar="KIND")
     image = kinds.add_parser("image", help="an image was built and pushed")
     image.add_argument("--repository", required=True, help="e.g. ghcr.io/acme/api")
@@ -203,26 +229,38 @@ def _add_emit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     model.add_argument("--uri", required=True, help="where the model lives (s3://, models:/...)")
     model.add_argument("--metric", action="append", metavar="K=V", help="metric (repeatable)")
     _event_options(model)
-    health = kinds.add_parser("health", help="health of what is live in an environment "
-                              "(the default id includes the time: every signal counts)")
+    health = kinds.add_parser(
+        "health",
+        help="health of what is live in an environment "
+        "(the default id includes the time: every signal counts)",
+    )
     health.add_argument("--pipeline", required=True)
     health.add_argument("--environment", required=True)
-    health.add_argument("--status", required=True, choices=["healthy", "progressing", "degraded", "unknown"])
-    health.add_argument("--version", action="append", metavar="ARTIFACT=VERSION",
-                        help="the bundle the signal is about (default: the live one)")
+    health.add_argument(
+        "--status", required=True, choices=["healthy", "progressing", "degraded", "unknown"]
+    )
+    health.add_argument(
+        "--version",
+        action="append",
+        metavar="ARTIFACT=VERSION",
+        help="the bundle the signal is about (default: the live one)",
+    )
     health.add_argument("--reason", help="why, in words")
     _event_options(health)
-    emit.set_defaults(handler=_connected(_emit))
+    emit.set_defaults(handler=_emit)
 
 
 def add_runtime_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the runtime commands on the `promoter` parser."""
-    run = commands.add_parser("run", help="run a worker: consume events, promote by PR",
-                              description="Run a worker until SIGTERM/SIGINT (then finish the "
-                              "batch in hand). Without a NATS URL it starts the embedded server.")
+    run = commands.add_parser(
+        "run",
+        help="run a worker: consume events, promote by PR",
+        description="Run a worker until SIGTERM/SIGINT (then finish the "
+        "batch in hand). Without a NATS URL it starts the embedded server.",
+    )
     _common(run)
     run.add_argument("--pipelines", required=True, metavar="DIR", help="pipeline file or directory")
-    run.set_defaults(handler=_connected(_run, own=True))
+    run.set_defaults(handler=_run)
     _add_emit(commands)
 
     st = commands.add_parser("status", help="what is live, pending and blocked, per environment")
@@ -248,7 +286,9 @@ def add_runtime_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     prs.set_defaults(handler=_connected(_prs))
 
     for name, what in (("approve", "approve"), ("reject", "request changes on")):
-        review = commands.add_parser(name, help=f"{what} the environment's open PR (local provider)")
+        review = commands.add_parser(
+            name, help=f"{what} the environment's open PR (local provider)"
+        )
         _common(review)
         _target(review)
         review.add_argument("--as", dest="as_user", metavar="USER", help="reviewer (default: you)")

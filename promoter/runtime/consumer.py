@@ -54,8 +54,8 @@ class Consumer:
                 if sub is None:
                     sub = await self._subscribe()
                 msgs = await sub.fetch(self.options.batch, timeout=self.options.fetch_timeout)
-            except nats.errors.TimeoutError:
-                msgs = []
+            except (nats.errors.TimeoutError, TimeoutError):
+                msgs = []  # nothing to fetch right now
             except Exception as exc:  # noqa: BLE001 (disconnects surface as many error types)
                 log.info("fetch failed; re-subscribing", error=repr(exc))
                 await self._drop(sub)
@@ -66,23 +66,21 @@ class Consumer:
                 idle_since = time.monotonic()
                 try:
                     await handler(msgs)
-                except Exception:  # noqa: BLE001 (unacked messages are redelivered after ack_wait)
+                except Exception:
                     log.exception("batch failed; its messages will be redelivered")
                 continue
             if time.monotonic() - idle_since > self.options.stall_after:
                 idle_since = time.monotonic()
-                if await self._stalled(sub):
+                if sub is not None and await self._stalled(sub):
                     log.warning("pull subscription went silent; re-subscribing")
                     await self._drop(sub)
                     sub = None
         await self._drop(sub)
 
-    async def _drop(
-        self, sub: JetStreamContext.PullSubscription | None
-    ) -> None:
+    async def _drop(self, sub: JetStreamContext.PullSubscription | None) -> None:
         if sub is not None:
             self.resubscribed += 1
             try:
                 await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 (the connection may already be gone)
+            except Exception:
                 log.debug("unsubscribe failed", exc_info=True)

@@ -14,7 +14,7 @@ from promoter.errors import ConfigurationError, GitError
 from promoter.gitops.repo import Edit, Workspace, format_message
 from promoter.gitops.updaters import UpdateContext, apply_update
 from promoter.runtime.store import Effect, PullRef
-from promoter.scm.base import PullRequest, PullRequestSpec, PullRequests
+from promoter.scm.base import PullRequest, PullRequests, PullRequestSpec
 from promoter.scm.local import is_local_url
 
 __all__ = ["EffectRunner", "Outcome", "Target", "Workspaces", "branch_name", "resolve_repository"]
@@ -62,6 +62,7 @@ class Workspaces:
         self._open: dict[str, Workspace] = {}
 
     def __call__(self, url: str) -> Workspace:
+        """The workspace of `url`, created on first use."""
         if url not in self._open:
             self._open[url] = Workspace(url, self.cache_root)
         return self._open[url]

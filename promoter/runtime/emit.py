@@ -16,7 +16,7 @@ from promoter.core.events import (
     content_id,
     parse_event,
 )
-from promoter.errors import ConfigurationError
+from promoter.errors import ConfigurationError, EventError
 
 __all__ = [
     "DEFAULT_SOURCE",
@@ -58,7 +58,9 @@ def _float_pairs(items: Sequence[str] | None, what: str) -> dict[str, float]:
         try:
             out[key] = float(value)
         except ValueError:
-            raise ConfigurationError(f"{what} {key}={value!r}: the value must be a number") from None
+            raise ConfigurationError(
+                f"{what} {key}={value!r}: the value must be a number"
+            ) from None
     return out
 
 
@@ -87,7 +89,7 @@ def cloud_event(
     }
     try:
         parse_event(event)
-    except Exception as exc:  # EventError: say it as a usage problem
+    except EventError as exc:  # bad command-line input: a usage problem
         raise ConfigurationError(str(exc)) from None
     return event
 
@@ -145,4 +147,6 @@ def review_event(data: dict[str, Any], **kw: Any) -> dict[str, Any]:
 
 def command_event(data: dict[str, Any], **kw: Any) -> dict[str, Any]:
     """`promoter.operator.command`."""
-    return cloud_event(OPERATOR_COMMAND, {k: v for k, v in data.items() if v is not None}, id_from_time=True, **kw)
+    return cloud_event(
+        OPERATOR_COMMAND, {k: v for k, v in data.items() if v is not None}, id_from_time=True, **kw
+    )

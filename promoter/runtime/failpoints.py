@@ -1,4 +1,4 @@
-"""Named crash points for chaos tests: `PROMOTER_FAILPOINTS=after-effect:2` SIGKILLs on the 2nd hit."""
+"""Crash points for chaos tests: `PROMOTER_FAILPOINTS=after-effect:2` SIGKILLs on the 2nd hit."""
 
 from __future__ import annotations
 

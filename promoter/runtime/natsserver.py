@@ -59,8 +59,10 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, timeout: float = 10.0, process: subprocess.Popen[bytes] | None = None) -> None:
-    """Block until 127.0.0.1:`port` accepts connections (connecting earlier costs the client 2 s)."""
+def wait_for_port(
+    port: int, timeout: float = 10.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Block until 127.0.0.1:`port` accepts connections (connecting sooner costs a client 2 s)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:

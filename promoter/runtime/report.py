@@ -28,7 +28,7 @@ async def compiled_pipelines(bus: Bus) -> dict[str, CompiledPipeline]:
     out: dict[str, CompiledPipeline] = {}
     try:
         keys = await bus.pipelines.keys()
-    except Exception as exc:  # noqa: BLE001 (nats-py raises NoKeysError, a bare Error, when empty)
+    except Exception as exc:
         if type(exc).__name__ == "NoKeysError":
             return out
         raise
@@ -110,10 +110,18 @@ def status_table(document: dict[str, Any]) -> list[str]:
             if pending:
                 number = f"#{pending['pr']} " if pending["pr"] else ""
                 pr = f"{number}{_versions(pending['versions'])}"
-            state = "held" if env["held"] else ("blocked: " + env["blocked"][0] if env["blocked"] else "ok")
-            rows.append((pipeline["name"], env["name"], _versions(env["live"]), env["health"], pr, state))
+            state = (
+                "held"
+                if env["held"]
+                else ("blocked: " + env["blocked"][0] if env["blocked"] else "ok")
+            )
+            rows.append(
+                (pipeline["name"], env["name"], _versions(env["live"]), env["health"], pr, state)
+            )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows
+    ]
 
 
 def _candidate(compiled: CompiledPipeline, state: PipelineState, env: str) -> Bundle | None:
@@ -146,10 +154,15 @@ async def explain(bus: Bus, pipeline: str, env: str, now: datetime) -> list[str]
         lines.append("  live: nothing yet")
     else:
         since = here.live_since.isoformat() if here.live_since else "?"
-        lines.append(f"  live: {_versions(here.live.summary())} (bundle {here.live.id}) since {since}")
-        lines.append(f"  health: {here.health}{' - ' + here.health_reason if here.health_reason else ''}")
+        lines.append(
+            f"  live: {_versions(here.live.summary())} (bundle {here.live.id}) since {since}"
+        )
+        lines.append(
+            f"  health: {here.health}{' - ' + here.health_reason if here.health_reason else ''}"
+        )
     if here.held:
-        lines.append(f"  held: {here.hold_reason or 'by an operator'} (run `promoter resume {pipeline} {env}`)")
+        why = here.hold_reason or "by an operator"
+        lines.append(f"  held: {why} (run `promoter resume {pipeline} {env}`)")
     if here.pending is not None:
         ref = record.prs.get(env)
         where = f"PR #{ref.number} {ref.url}" if ref else "PR being opened"
@@ -160,9 +173,13 @@ async def explain(bus: Bus, pipeline: str, env: str, now: datetime) -> list[str]
         lines.append(f"  error: {record.errors[env]}")
     lines += _explain_candidate(compiled, state, env, now)
     if record.outbox:
-        lines.append(f"  outbox: {len(record.outbox)} effect(s) waiting: " + ", ".join(
-            f"{e.action} {e.environment}" + (f" (retrying: {e.error})" if e.error else "") for e in record.outbox
-        ))
+        lines.append(
+            f"  outbox: {len(record.outbox)} effect(s) waiting: "
+            + ", ".join(
+                f"{e.action} {e.environment}" + (f" (retrying: {e.error})" if e.error else "")
+                for e in record.outbox
+            )
+        )
     return lines
 
 
@@ -181,7 +198,9 @@ def _explain_candidate(
         return ["  candidate: none newer than live"]
     lines = [f"  candidate: {_versions(candidate.summary())} (bundle {candidate.id})"]
     if candidate.id in here.refused:
-        lines.append("  blocked: refused here (rolled back or declined); waiting for a newer bundle")
+        lines.append(
+            "  blocked: refused here (rolled back or declined); waiting for a newer bundle"
+        )
         return lines
     gates = proposal_gates(compiled, rules, state, candidate, now)
     blocks = dict(gates.blocks)
@@ -212,7 +231,7 @@ async def history(bus: Bus, pipeline: str | None) -> list[dict[str, Any]]:
         while True:
             try:
                 msgs = await sub.fetch(256, timeout=0.5)
-            except Exception as exc:  # noqa: BLE001 (a timeout means we have read everything)
+            except Exception as exc:
                 if type(exc).__name__ == "TimeoutError":
                     break
                 raise
@@ -222,6 +241,9 @@ async def history(bus: Bus, pipeline: str | None) -> list[dict[str, Any]]:
             if msgs and msgs[-1].metadata.num_pending == 0:
                 break
     finally:
+        with contextlib.suppress(Exception):  # a consumer left behind expires after 30 s
+            name = (await sub.consumer_info()).name
+            await bus.js.delete_consumer(AUDIT_STREAM, name)
         await sub.unsubscribe()
     return out
 
@@ -229,17 +251,19 @@ async def history(bus: Bus, pipeline: str | None) -> list[dict[str, Any]]:
 def pr_rows(prs: list[PullRequest]) -> list[str]:
     """`promoter prs` as an aligned table."""
     rows = [("#", "PIPELINE", "ENV", "STATE", "VERSIONS", "APPROVED BY", "HEAD")]
-    for pr in prs:
-        rows.append(
-            (
-                str(pr.number),
-                pr.pipeline,
-                pr.environment,
-                pr.state,
-                _versions(pr.versions),
-                ", ".join(sorted(pr.approvals())) or "-",
-                pr.head[:10],
-            )
+    rows += [
+        (
+            str(pr.number),
+            pr.pipeline,
+            pr.environment,
+            pr.state,
+            _versions(pr.versions),
+            ", ".join(sorted(pr.approvals())) or "-",
+            pr.head[:10],
         )
+        for pr in prs
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows
+    ]

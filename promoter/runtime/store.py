@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,12 +24,13 @@ from promoter.core.observations import Action
 from promoter.core.state import Bundle, PipelineState
 from promoter.errors import TransientError
 
-__all__ = ["Effect", "Lease", "Leases", "PullRef", "Record", "StaleRecord", "StateStore"]
+__all__ = ["Effect", "Lease", "Leases", "PullRef", "Record", "StaleRecordError", "StateStore"]
 
 _APPLIED_KEPT = 1000
+_WRONG_LAST_SEQUENCE = 10071
 
 
-class StaleRecord(TransientError):
+class StaleRecordError(TransientError):
     """Another worker wrote the record first; re-read it and decide again."""
 
 
@@ -101,20 +103,20 @@ class StateStore:
         return Record.model_validate_json(entry.value), int(entry.revision or 0)
 
     async def save(self, record: Record, revision: int) -> int:
-        """Write if the stored revision is still `revision`; StaleRecord otherwise."""
+        """Write if the stored revision is still `revision`; StaleRecordError otherwise."""
         body = record.model_dump_json().encode()
         try:
             if revision == 0:
                 return int(await self.kv.create(_key(record.pipeline), body))
             return int(await self.kv.update(_key(record.pipeline), body, last=revision))
         except KeyWrongLastSequenceError:
-            raise StaleRecord(f"pipeline {record.pipeline}: record changed under us") from None
+            raise StaleRecordError(f"pipeline {record.pipeline}: record changed under us") from None
 
     async def all(self) -> list[Record]:
         """Every stored record."""
         try:
             keys = [k for k in await self.kv.keys() if k.startswith("pipeline.")]
-        except Exception as exc:  # noqa: BLE001 (nats-py raises NoKeysError, a bare Error, when empty)
+        except Exception as exc:
             if type(exc).__name__ == "NoKeysError":
                 return []
             raise
@@ -145,21 +147,28 @@ class Lease:
         """Give the lease up (if still ours)."""
         try:
             await self.leases.kv.delete(self.name, last=self.revision)
-        except KeyWrongLastSequenceError:
-            return
+        except APIError as exc:
+            # delete() reports a CAS miss as a plain 400 (err_code 10071): the lease is not ours
+            if exc.err_code != _WRONG_LAST_SEQUENCE and not isinstance(
+                exc, KeyWrongLastSequenceError
+            ):
+                raise
 
 
 class Leases:
     """Expiring, owner-tagged leases in a KV bucket (wall-clock expiry, CAS transitions)."""
 
-    def __init__(self, kv: KeyValue, owner: str, ttl: float) -> None:
+    def __init__(
+        self, kv: KeyValue, owner: str, ttl: float, now: Callable[[], float] = time.time
+    ) -> None:
         self.kv = kv
         self.owner = owner
         self.ttl = ttl
+        self.now = now
 
     async def write(self, name: str, revision: int) -> int:
         """Write our lease on `name` over `revision` (0: must not exist)."""
-        body = json.dumps({"owner": self.owner, "expires": time.time() + self.ttl}).encode()
+        body = json.dumps({"owner": self.owner, "expires": self.now() + self.ttl}).encode()
         if revision == 0:
             return int(await self.kv.create(name, body))
         return int(await self.kv.update(name, body, last=revision))
@@ -172,7 +181,8 @@ class Leases:
             holder = json.loads(entry.value or b"{}")
         except KeyNotFoundError:
             revision, holder = 0, {}
-        if revision and holder.get("owner") != self.owner and holder.get("expires", 0) > time.time():
+        expired = holder.get("expires", 0) <= self.now()
+        if revision and holder.get("owner") != self.owner and not expired:
             return None
         try:
             return Lease(self, name, await self.write(name, revision))

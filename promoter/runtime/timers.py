@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-
-import structlog
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+
+import structlog
 
 from promoter.runtime.options import WorkerOptions
 from promoter.runtime.store import Record
@@ -49,6 +50,9 @@ class Timers:
         if record.outbox and record.pipeline not in self.running:
             self.retry(record.pipeline, lease_ttl)
 
+    def _finished(self, name: str, _task: asyncio.Task[None]) -> None:
+        self.running.pop(name, None)
+
     def _due(self) -> set[str]:
         now, mono = self.clock(), time.monotonic()
         due = {n for n, at in self.wakeups.items() if at <= now}
@@ -68,7 +72,7 @@ class Timers:
     ) -> None:
         try:
             await visit(name)
-        except Exception:  # noqa: BLE001 (a failed visit is retried, never fatal)
+        except Exception:
             log.warning("visit failed; will retry", pipeline=name, exc_info=True)
             self.retry(name, options.retry_delay)
 
@@ -86,7 +90,7 @@ class Timers:
                     self.retries.pop(name, None)
                     task = asyncio.create_task(self._guarded(visit, name, options))
                     self.running[name] = task
-                    task.add_done_callback(lambda _, n=name: self.running.pop(n, None))
+                    task.add_done_callback(functools.partial(self._finished, name))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), self._sleep(options))
         finally:

@@ -21,7 +21,7 @@ from promoter.runtime.consumer import Consumer
 from promoter.runtime.effects import EffectRunner, Outcome, Target
 from promoter.runtime.failpoints import Failpoints
 from promoter.runtime.options import WorkerOptions
-from promoter.runtime.store import Effect, Lease, Leases, Record, StaleRecord, StateStore
+from promoter.runtime.store import Effect, Lease, Leases, Record, StaleRecordError, StateStore
 from promoter.runtime.timers import Timers
 
 __all__ = ["Worker"]
@@ -57,6 +57,8 @@ class Worker:
         self.failpoints = Failpoints.parse(self.options.failpoints)
         self.stopping = asyncio.Event()
         self.processed = 0
+        # One coroutine per pipeline inside this process; the KV lease excludes other processes.
+        self.local: dict[str, asyncio.Lock] = {}
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -66,7 +68,9 @@ class Worker:
         consumer = Consumer(self.bus, self.options, self.stopping)
         tasks = [
             asyncio.create_task(consumer.run(self.handle_batch), name="consume"),
-            asyncio.create_task(self.timers.run(self.visit, self.stopping, self.options), name="timers"),
+            asyncio.create_task(
+                self.timers.run(self.visit, self.stopping, self.options), name="timers"
+            ),
             asyncio.create_task(self.watch_records(), name="watch"),
         ]
         await self.stopping.wait()
@@ -96,7 +100,8 @@ class Worker:
             for name in names:
                 work.setdefault(name, []).append((key, observation))
             wanted[id(msg)] = (msg, names)
-        heartbeat = asyncio.create_task(self._keep_alive([m for m, _ in wanted.values()]))
+        alive = self._keep_alive([m for m, _ in wanted.values()])
+        heartbeat = asyncio.create_task(alive)
         try:
             done = await self._process_all(work)
         finally:
@@ -155,7 +160,8 @@ class Worker:
             return
         if msg.metadata.num_delivered >= self.options.max_deliver:
             await self._dead_letter(
-                msg, f"gave up after {msg.metadata.num_delivered} deliveries (pipeline busy or failing)"
+                msg,
+                f"gave up after {msg.metadata.num_delivered} deliveries (pipeline busy or failing)",
             )
             return
         await msg.nak(delay=self.options.retry_delay)
@@ -163,12 +169,29 @@ class Worker:
     # --- per pipeline -------------------------------------------------------------------
 
     async def _lease(self, name: str, wait: float) -> Lease | None:
+        """The pipeline's lock in this process, then its KV lease; None if busy for `wait` s."""
+        lock = self.local.setdefault(name, asyncio.Lock())
+        if wait <= 0 and lock.locked():
+            return None
+        try:
+            await asyncio.wait_for(lock.acquire(), max(wait, 0.001))
+        except TimeoutError:
+            return None
         deadline = time.monotonic() + wait
         while True:
             lease = await self.leases.acquire(f"pipeline.{name}")
-            if lease is not None or time.monotonic() >= deadline:
+            if lease is not None:
                 return lease
+            if time.monotonic() >= deadline:
+                lock.release()
+                return None
             await asyncio.sleep(0.02)
+
+    async def _release(self, lease: Lease) -> None:
+        try:
+            await lease.release()
+        finally:
+            self.local[lease.name.removeprefix("pipeline.")].release()
 
     async def process(self, name: str, items: list[Item]) -> bool:
         """Plan `items` for one pipeline under its lease and record; True once recorded."""
@@ -181,19 +204,22 @@ class Worker:
                 record, revision = await self.store.load(name)
                 fresh = [(k, o) for k, o in items if k not in record.applied]
                 for key, observation in fresh:
-                    self._absorb(record, plan(self.targets[name].compiled, record.state, observation, self.clock()))
+                    self._absorb(
+                        record,
+                        plan(self.targets[name].compiled, record.state, observation, self.clock()),
+                    )
                     record.mark_applied(key)
                 if fresh:
                     try:
                         revision = await self.store.save(record, revision)
-                    except StaleRecord:
+                    except StaleRecordError:
                         continue
                     self.failpoints.hit("after-plan")
                 await self._drain(record, revision, lease)
                 return True
             return False
         finally:
-            await lease.release()
+            await self._release(lease)
 
     def _absorb(self, record: Record, result: Plan) -> None:
         now = self.clock()
@@ -221,6 +247,7 @@ class Worker:
             effect = record.outbox[0]
             if not await lease.renew():
                 bound.warning("lease lost; leaving the outbox to its new holder")
+                self.timers.retry(record.pipeline, self.options.lease_ttl)
                 return
             try:
                 outcome = await self.runner.carry_out(target, effect)
@@ -230,7 +257,9 @@ class Worker:
                     return
                 outcome = None
                 record.errors[effect.environment] = f"{effect.action} failed: {exc}"
-                bound.error("effect failed", env=effect.environment, action=effect.action, error=str(exc))
+                bound.error(
+                    "effect failed", env=effect.environment, action=effect.action, error=str(exc)
+                )
             except Exception as exc:  # noqa: BLE001 (an unexpected failure must not kill the worker)
                 bound.exception("effect crashed; will retry", env=effect.environment)
                 await self._retry(record, revision, effect, exc, bound)
@@ -240,8 +269,9 @@ class Worker:
             self._complete(record, effect, outcome)
             try:
                 revision = await self.store.save(record, revision)
-            except StaleRecord:
+            except StaleRecordError:
                 bound.warning("record changed under us; leaving the outbox to its new holder")
+                self.timers.retry(record.pipeline, self.options.lease_ttl)
                 return
             self.failpoints.hit("after-record")
         self.timers.done(record.pipeline)
@@ -258,7 +288,12 @@ class Worker:
         if outcome.merged and effect.bundle is not None:
             record.prs.pop(env, None)
             observation = Merged(record.pipeline, env, effect.bundle.id)
-            self._absorb(record, plan(self.targets[record.pipeline].compiled, record.state, observation, self.clock()))
+            self._absorb(
+                record,
+                plan(
+                    self.targets[record.pipeline].compiled, record.state, observation, self.clock()
+                ),
+            )
         elif effect.action == "close-pr":
             record.prs.pop(env, None)
 
@@ -271,7 +306,9 @@ class Worker:
         bound: structlog.typing.FilteringBoundLogger,
     ) -> None:
         """Back off exponentially; the attempt count and error are saved for `explain`."""
-        delay = min(self.options.retry_delay * 2 ** min(effect.attempts, 10), self.options.retry_max)
+        delay = min(
+            self.options.retry_delay * 2 ** min(effect.attempts, 10), self.options.retry_max
+        )
         effect.attempts += 1
         effect.error = str(exc) or type(exc).__name__
         bound.warning(
@@ -282,7 +319,7 @@ class Worker:
             attempt=effect.attempts,
             delay=delay,
         )
-        with contextlib.suppress(StaleRecord):
+        with contextlib.suppress(StaleRecordError):
             await self.store.save(record, revision)
         self.timers.retry(record.pipeline, delay)
 
@@ -301,7 +338,11 @@ class Worker:
         if outcome is None:
             entry["error"] = effect.error or "failed"
         else:
-            entry |= {"pr": outcome.pr.number if outcome.pr else None, "sha": outcome.sha, "detail": outcome.detail}
+            entry |= {
+                "pr": outcome.pr.number if outcome.pr else None,
+                "sha": outcome.sha,
+                "detail": outcome.detail,
+            }
         await self.bus.audit(pipeline, effect.seq, entry)
 
     # --- timers and orphaned outboxes ---------------------------------------------------
@@ -321,25 +362,34 @@ class Worker:
                 self._absorb(record, plan(self.targets[name].compiled, record.state, Tick(), now))
                 try:
                     revision = await self.store.save(record, revision)
-                except StaleRecord:
+                except StaleRecordError:
                     self.timers.retry(name, 0.1)
                     return
             await self._drain(record, revision, lease)
         finally:
-            await lease.release()
+            await self._release(lease)
 
     async def watch_records(self) -> None:
         """Learn timers and outboxes written by other workers (and left by dead ones)."""
         while not self.stopping.is_set():
+            watcher = None
             try:
                 watcher = await self.bus.state.watchall()
                 async for entry in watcher:
-                    if entry is None or entry.value is None:
+                    if entry is None or not entry.value:
                         continue
-                    record = Record.model_validate_json(entry.value)
+                    try:
+                        record = Record.model_validate_json(entry.value)
+                    except ValueError:
+                        log.warning("unreadable pipeline record ignored", key=entry.key)
+                        continue
                     self.timers.observe(record, self.options.lease_ttl)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 (reconnects break the watch; start it again)
+            except Exception:
                 log.info("record watch interrupted; restarting", exc_info=True)
                 await asyncio.sleep(0.5)
+            finally:
+                if watcher is not None:
+                    with contextlib.suppress(Exception):
+                        await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py: no annotations

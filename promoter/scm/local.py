@@ -20,7 +20,7 @@ _CAS_TRIES = 50
 
 def is_local_url(url: str) -> bool:
     """True for a filesystem path or a file:// URL (the local provider's repositories)."""
-    return url.startswith(("file://", "/", "./", "../")) or "://" not in url and ":" not in url
+    return url.startswith(("file://", "/", "./", "../")) or ("://" not in url and ":" not in url)
 
 
 class LocalPullRequests:
@@ -58,7 +58,7 @@ class LocalPullRequests:
         """Every PR record, by number."""
         try:
             keys = [k for k in await self.kv.keys() if k.startswith("pr.")]
-        except Exception as exc:  # noqa: BLE001 (nats-py raises NoKeysError, a bare Error, when empty)
+        except Exception as exc:
             if type(exc).__name__ == "NoKeysError":
                 return []
             raise
@@ -96,9 +96,14 @@ class LocalPullRequests:
             if number is not None and existing is None:
                 return await self._write(self._new(spec, number), 0)  # finish a crashed open
             if existing is not None and existing.state == "open":
-                if existing.model_dump(include=set(PullRequestSpec.model_fields)) == spec.model_dump():
+                if (
+                    existing.model_dump(include=set(PullRequestSpec.model_fields))
+                    == spec.model_dump()
+                ):
                     return existing
-                updated = existing.model_copy(update={**spec.model_dump(), "updated_at": self.clock()})
+                updated = existing.model_copy(
+                    update={**spec.model_dump(), "updated_at": self.clock()}
+                )
                 return await self._write(updated, rev)
             fresh = await self._allocate()
             try:
@@ -155,15 +160,19 @@ class LocalPullRequests:
         stored, rev = await self.get(pr.number)
         if stored is None or stored.state != "open":
             return stored or pr
-        note = Review(user="promoter", state="commented", head=stored.head, body=comment, at=self.clock())
+        note = Review(
+            user="promoter", state="commented", head=stored.head, body=comment, at=self.clock()
+        )
         closed = stored.model_copy(
-            update={"state": "closed", "reviews": [*stored.reviews, note], "updated_at": self.clock()}
+            update={
+                "state": "closed",
+                "reviews": [*stored.reviews, note],
+                "updated_at": self.clock(),
+            }
         )
         return await self._write(closed, rev)
 
-    async def review(
-        self, pipeline: str, environment: str, review: Review
-    ) -> PullRequest:
+    async def review(self, pipeline: str, environment: str, review: Review) -> PullRequest:
         """Record a review on the environment's open PR (the `approve`/`reject` commands)."""
         for _ in range(_CAS_TRIES):
             pr = await self.current(pipeline, environment)

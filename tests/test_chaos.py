@@ -1,0 +1,84 @@
+"""SIGKILL a worker between any two effects; the restarted one loses and repeats nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from gitfixtures import remote_branches
+from harness import Harness
+
+from promoter.runtime.report import history
+
+# The image event leads to: plan, then open+merge dev, open+merge staging, open prod (5 effects).
+CRASH_POINTS = [
+    "after-plan:1",
+    "after-effect:1",
+    "after-effect:2",
+    "after-effect:3",
+    "after-effect:5",
+    "after-record:2",
+    "after-record:4",
+    "before-ack:1",
+]
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[Harness]:
+    harness = await Harness(tmp_path).start()
+    try:
+        yield harness
+    finally:
+        await harness.close()
+
+
+async def _wait_exit(child: object, within: float = 30.0) -> int:
+    import subprocess  # noqa: PLC0415
+
+    assert isinstance(child, subprocess.Popen)
+    for _ in range(int(within / 0.05)):
+        code = child.poll()
+        if code is not None:
+            return int(code)
+        await asyncio.sleep(0.05)
+    raise AssertionError("worker did not exit")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", CRASH_POINTS)
+async def test_sigkill_between_effects_loses_and_duplicates_nothing(
+    world: Harness, point: str
+) -> None:
+    world.write_pipeline("shop")
+    doomed = world.spawn_worker({"PROMOTER_FAILPOINTS": point})
+    await world.image("1.0.0", 1)
+    assert await _wait_exit(doomed) == -signal.SIGKILL, "the failpoint did not fire"
+
+    survivor = world.spawn_worker()
+    await world.live("shop", "staging", "1.0.0", within=60)
+    await world.pending("shop", "prod", "1.0.0", within=60)
+    await world.quiet(within=60)
+
+    subjects = world.main_log()
+    for env in ("dev", "staging"):
+        assert sum(s.startswith(f"promote shop to {env}:") for s in subjects) == 1, subjects
+        assert sum(s.startswith("Merge #") and f"to {env}:" in s for s in subjects) == 1, subjects
+    assert not any("to prod" in s for s in subjects)
+    assert "promoter/shop/prod" in remote_branches(world.remote)
+    prs = await world.prs()
+    assert sorted((p.environment, p.state) for p in prs) == [
+        ("dev", "merged"),
+        ("prod", "open"),
+        ("staging", "merged"),
+    ]
+    entries = await history(world.bus, "shop")
+    seqs = [e["seq"] for e in entries]
+    assert len(seqs) == len(set(seqs)), "an audit record was written twice"
+    assert [e["action"] for e in entries][:4] == ["open-pr", "merge", "open-pr", "merge"]
+
+    survivor.send_signal(signal.SIGTERM)
+    assert await _wait_exit(survivor) == 0
+    world.children.clear()

@@ -1,0 +1,186 @@
+"""KV records, leases and the local PR provider against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from gitfixtures import make_remote, remote_log
+
+from promoter.errors import ConfigurationError
+from promoter.runtime.bus import Bus, connect
+from promoter.runtime.effects import Workspaces
+from promoter.runtime.failpoints import Failpoints
+from promoter.runtime.natsserver import EmbeddedServer
+from promoter.runtime.store import Leases, Record, StaleRecordError, StateStore
+from promoter.scm.base import PullRequestSpec, Review
+from promoter.scm.local import LocalPullRequests, is_local_url
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def bus(tmp_path: Path) -> AsyncIterator[Bus]:
+    server = EmbeddedServer(tmp_path / "nats").start()
+    connection = await connect(server.url, name="test")
+    try:
+        yield connection
+    finally:
+        await connection.close()
+        server.stop()
+
+
+async def test_records_are_written_only_over_the_revision_read(bus: Bus) -> None:
+    store = StateStore(bus.state)
+    record, revision = await store.load("shop")
+    assert revision == 0
+    first = await store.save(record, 0)
+    with pytest.raises(StaleRecordError):
+        await store.save(record, 0)
+    record.decisions = 1
+    second = await store.save(record, first)
+    with pytest.raises(StaleRecordError):
+        await store.save(record, first)  # a writer that read the old revision loses
+    loaded, revision = await store.load("shop")
+    assert (loaded.decisions, revision) == (1, second)
+    assert [r.pipeline for r in await store.all()] == ["shop"]
+
+
+async def test_concurrent_read_modify_write_loses_no_update(bus: Bus) -> None:
+    store = StateStore(bus.state)
+
+    async def bump() -> None:
+        for _ in range(25):
+            while True:
+                record, revision = await store.load("count")
+                record.decisions += 1
+                try:
+                    await store.save(record, revision)
+                    break
+                except StaleRecordError:
+                    continue
+
+    await asyncio.gather(*(bump() for _ in range(4)))
+    assert (await store.load("count"))[0].decisions == 100
+
+
+async def test_leases_exclude_others_until_released_or_expired(bus: Bus) -> None:
+    clock = [1000.0]
+    a = Leases(bus.leases, "a", ttl=30, now=lambda: clock[0])
+    b = Leases(bus.leases, "b", ttl=30, now=lambda: clock[0])
+    held = await a.acquire("pipeline.shop")
+    assert held is not None
+    assert await b.acquire("pipeline.shop") is None
+    await held.release()
+    taken = await b.acquire("pipeline.shop")
+    assert taken is not None
+    clock[0] += 31  # b died without releasing; its lease lapses
+    stolen = await a.acquire("pipeline.shop")
+    assert stolen is not None
+    assert await taken.renew() is False  # b learns it lost the lease
+    await taken.release()  # releasing a lost lease must not free a's
+    assert await b.acquire("pipeline.shop") is None
+
+
+def _spec(head: str, bundle: str = "b1") -> PullRequestSpec:
+    return PullRequestSpec(
+        repository="/srv/gitops",
+        pipeline="shop",
+        environment="prod",
+        base="main",
+        branch="promoter/shop/prod",
+        head=head,
+        title="promote",
+        body="body",
+        bundle=bundle,
+        versions={"api": "1.0.0"},
+    )
+
+
+async def test_local_prs_adopt_the_open_pr_of_a_branch(bus: Bus, tmp_path: Path) -> None:
+    prs = LocalPullRequests(bus.prs, Workspaces(tmp_path / "repos"), lambda: NOW)
+    first = await prs.ensure(_spec("a" * 40))
+    again = await prs.ensure(_spec("a" * 40))
+    assert again == first
+    moved = await prs.ensure(_spec("b" * 40, bundle="b2"))
+    assert (moved.number, moved.head, moved.bundle) == (first.number, "b" * 40, "b2")
+    assert [p.number for p in await prs.all()] == [first.number]
+    closed = await prs.close(moved, "superseded")
+    assert closed.state == "closed"
+    assert closed.reviews[-1].body == "superseded"
+    reopened = await prs.ensure(_spec("c" * 40, bundle="b3"))
+    assert reopened.number == first.number + 1
+
+
+async def test_a_crash_between_index_and_record_does_not_open_a_second_pr(
+    bus: Bus, tmp_path: Path
+) -> None:
+    prs = LocalPullRequests(bus.prs, Workspaces(tmp_path / "repos"), lambda: NOW)
+    await bus.prs.put("next", b"7")
+    await bus.prs.put("head.shop.prod", b"7")  # number reserved, record never written
+    pr = await prs.ensure(_spec("a" * 40))
+    assert pr.number == 7
+    assert [p.number for p in await prs.all()] == [7]
+
+
+async def test_reviews_count_for_the_head_they_were_given_on(bus: Bus, tmp_path: Path) -> None:
+    prs = LocalPullRequests(bus.prs, Workspaces(tmp_path / "repos"), lambda: NOW)
+    with pytest.raises(ConfigurationError, match="no open PR to review"):
+        await prs.review("shop", "prod", Review(user="alice", state="approved", head="", at=NOW))
+    await prs.ensure(_spec("a" * 40))
+    pr = await prs.review(
+        "shop", "prod", Review(user="alice", teams=["sre"], state="approved", head="", at=NOW)
+    )
+    assert pr.approvals() == {"alice": ["sre"]}
+    pr = await prs.ensure(_spec("b" * 40, bundle="b2"))
+    assert pr.approvals() == {}, "an approval of an older head does not count"
+
+
+async def test_local_merge_is_a_real_git_merge_and_idempotent(bus: Bus, tmp_path: Path) -> None:
+    remote = make_remote(tmp_path, {"a.txt": "1\n"})
+    workspaces = Workspaces(tmp_path / "repos")
+    workspace = workspaces(str(remote))
+
+    def edit(root: Path) -> None:
+        (root / "a.txt").write_text("2\n")
+
+    branch = workspace.prepare_branch("promoter/shop/prod", "main", edit, "promote\n")
+    prs = LocalPullRequests(bus.prs, workspaces, lambda: NOW)
+    spec = _spec(branch.head).model_copy(update={"repository": str(remote)})
+    pr = await prs.ensure(spec)
+    merged = await prs.merge(pr, "Merge #1: promote\n")
+    assert merged.state == "merged" and merged.merged_sha
+    assert sorted(remote_log(remote, "main")) == ["Merge #1: promote", "initial", "promote"]
+    assert await prs.merge(pr, "Merge #1: promote\n") == merged
+    assert len(remote_log(remote, "main")) == 3
+
+
+def test_failpoints_parse_and_reject_unknown_points() -> None:
+    assert Failpoints.parse("").remaining == {}
+    assert Failpoints.parse("after-effect:2, before-ack:1").remaining == {
+        "after-effect": 2,
+        "before-ack": 1,
+    }
+    for bad in ("after-effect", "nowhere:1", "after-plan:0", "after-plan:x"):
+        with pytest.raises(ConfigurationError, match="invalid failpoint"):
+            Failpoints.parse(bad)
+
+
+def test_local_urls() -> None:
+    assert is_local_url("/srv/gitops")
+    assert is_local_url("./gitops")
+    assert is_local_url("file:///srv/gitops")
+    assert is_local_url("gitops")
+    assert not is_local_url("https://github.com/acme/gitops")
+    assert not is_local_url("git@github.com:acme/gitops.git")
+
+
+def test_record_keeps_a_bounded_list_of_applied_events() -> None:
+    record = Record(pipeline="shop")
+    for n in range(1500):
+        record.mark_applied(f"e{n}")
+    assert len(record.applied) == 1000
+    assert record.applied[-1] == "e1499"
