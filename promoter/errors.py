@@ -6,10 +6,12 @@ PromoterError
 ├── PipelineError        pipeline YAML invalid; carries every Problem found (terminal)
 ├── EventError           an event cannot be decoded or is invalid (terminal: dead-letter it)
 ├── TimelineError        a simulation timeline line is invalid (terminal)
-├── UpdateError          a file cannot be updated as the pipeline asks (terminal: fix file or pipeline)
+├── UpdateError          a file cannot be updated as asked (terminal: fix the file or pipeline)
 ├── GitError             a git operation failed for good (terminal: conflict, missing branch)
+│   └── MergeConflict    (promoter.gitops.repo) the base changed the same lines
 └── TransientError       a dependency failed in a way that may pass (retryable)
-    └── PushRejected     the remote refused a push because it moved (fetch and retry)
+    ├── PushRejectedError  the remote refused a push because it moved (fetch and retry)
+    └── StaleRecordError   (promoter.runtime.store) another worker wrote the record first
 ```
 """
 
@@ -20,11 +22,11 @@ from dataclasses import dataclass
 __all__ = [
     "ConfigurationError",
     "EventError",
+    "GitError",
     "PipelineError",
     "Problem",
     "PromoterError",
-    "GitError",
-    "PushRejected",
+    "PushRejectedError",
     "TimelineError",
     "TransientError",
     "UpdateError",
@@ -84,5 +86,5 @@ class GitError(PromoterError):
     """A git operation failed in a way retrying will not fix (merge conflict, missing branch)."""
 
 
-class PushRejected(TransientError):
+class PushRejectedError(TransientError):
     """The remote rejected a push (it moved, or a hook refused); fetch and try again."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,8 +12,9 @@ import pytest
 from gitfixtures import read_remote_file, remote_branches
 from harness import FAST, Harness
 
-from promoter.runtime.bus import DLQ_STREAM
+from promoter.runtime.bus import DLQ_STREAM, BusOptions
 from promoter.runtime.options import WorkerOptions
+from promoter.runtime.store import Leases
 
 
 @pytest.fixture
@@ -236,3 +238,53 @@ async def _blocked_history(world: Harness) -> bool:
 
     entries = await history(world.bus, "shop")
     return any(e["action"] == "block" and "promote by ops refused" in e["reason"] for e in entries)
+
+
+async def test_an_event_whose_pipeline_stays_busy_is_dead_lettered(tmp_path: Path) -> None:
+    harness = await Harness(tmp_path).start(BusOptions(ack_wait=1.0, max_deliver=2))
+    try:
+        harness.write_pipeline("shop")
+        options = WorkerOptions(**{**FAST.__dict__, "ack_wait": 1.0, "max_deliver": 2})
+        # another owner holds the pipeline's lease at every delivery
+        blocker = Leases(harness.bus.leases, "someone-else", ttl=3600)
+        assert await blocker.acquire("pipeline.shop") is not None
+        await harness.start_worker(options=options)
+        await harness.image("1.0.0", 1)
+        [letter] = await _dead_letters(harness, 1)
+        assert letter["reason"] == "gave up after 2 deliveries (pipeline busy or failing)"
+        assert letter["deliveries"] == 2
+    finally:
+        await harness.close()
+
+
+async def test_an_event_never_settled_is_dead_lettered_from_the_advisory(tmp_path: Path) -> None:
+    harness = await Harness(tmp_path).start(BusOptions(ack_wait=1.0, max_deliver=2))
+    try:
+        harness.write_pipeline("shop")
+        await harness.image("1.0.0", 1)
+        # two deliveries that are never settled, as if each one crashed its worker
+        thief = await harness.bus.js.pull_subscribe_bind(
+            durable="promoter-worker", stream="PROMOTER_EVENTS"
+        )
+        for attempt in (1, 2):
+            [msg] = await thief.fetch(1, timeout=5)
+            assert msg.metadata.num_delivered == attempt
+        await thief.unsubscribe()
+        await harness.start_worker(options=WorkerOptions(**{**FAST.__dict__, "ack_wait": 1.0}))
+        [letter] = await _dead_letters(harness, 1)
+        assert str(letter["reason"]).startswith("not processed after 2 deliveries")
+        assert json.loads(str(letter["data"]))["data"]["tag"] == "1.0.0"
+        assert (await harness.env("shop", "dev"))["live"] is None
+    finally:
+        await harness.close()
+
+
+async def _dead_letters(world: Harness, count: int) -> list[dict[str, object]]:
+    sub = await world.bus.js.pull_subscribe("promoter.dlq.>", stream=DLQ_STREAM)
+    letters: list[dict[str, object]] = []
+    for _ in range(100):
+        with contextlib.suppress(TimeoutError):
+            letters += [json.loads(m.data) for m in await sub.fetch(10, timeout=0.2)]
+        if len(letters) >= count:
+            return letters
+    raise AssertionError(f"expected {count} dead letters, got {letters}")

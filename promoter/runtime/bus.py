@@ -113,8 +113,13 @@ class Bus:
 
     async def close(self) -> None:
         """Flush and close the connection."""
-        if not self.nc.is_closed:
+        if self.nc.is_closed:
+            return
+        try:
             await self.nc.drain()
+        except Exception:
+            log.info("drain failed; closing", exc_info=True)
+            await self.nc.close()
 
 
 def event_msg_id(source: str, event_id: str) -> str:
@@ -197,6 +202,7 @@ async def connect(url: str, *, name: str, options: BusOptions | None = None) -> 
         reconnect_time_wait=0.2,
         max_reconnect_attempts=-1,
         allow_reconnect=True,
+        drain_timeout=5,
     )
     js = nc.jetstream(timeout=5)
     await _ensure_layout(js, options)

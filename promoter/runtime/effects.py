@@ -11,7 +11,7 @@ from promoter.core.compiled import CompiledPipeline
 from promoter.core.pipeline import Environment
 from promoter.core.state import Bundle
 from promoter.errors import ConfigurationError, GitError
-from promoter.gitops.repo import Edit, Workspace, format_message
+from promoter.gitops.repo import Edit, MergeConflict, Workspace, format_message
 from promoter.gitops.updaters import UpdateContext, apply_update
 from promoter.runtime.store import Effect, PullRef
 from promoter.scm.base import PullRequest, PullRequests, PullRequestSpec
@@ -181,7 +181,12 @@ class EffectRunner:
         if pr.state != "merged":
             trailers = _trailers(target, effect.environment, bundle)
             message = format_message(f"Merge #{pr.number}: {pr.title}", effect.reason, trailers)
-            pr = await provider.merge(pr, message)
+            try:
+                pr = await provider.merge(pr, message)
+            except MergeConflict:
+                # The base changed the same lines since the branch was built. The branch is
+                # promoter's: rebuild it on the new base (same bundle) and merge that.
+                pr = await provider.merge(await self._open(target, effect, bundle), message)
         return Outcome(pr=_ref(pr), merged=True, sha=pr.merged_sha, detail=f"PR #{pr.number}")
 
     async def _close(self, target: Target, effect: Effect, bundle: Bundle) -> Outcome:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -16,7 +17,7 @@ from promoter.core.observations import Merged, Observation, Tick, observe_event
 from promoter.core.planner import Plan, plan
 from promoter.core.router import Router
 from promoter.errors import EventError, PromoterError
-from promoter.runtime.bus import Bus, event_msg_id
+from promoter.runtime.bus import CONSUMER, EVENTS_STREAM, Bus, event_msg_id
 from promoter.runtime.consumer import Consumer
 from promoter.runtime.effects import EffectRunner, Outcome, Target
 from promoter.runtime.failpoints import Failpoints
@@ -72,6 +73,7 @@ class Worker:
                 self.timers.run(self.visit, self.stopping, self.options), name="timers"
             ),
             asyncio.create_task(self.watch_records(), name="watch"),
+            asyncio.create_task(self.dead_letter_exhausted(), name="advisories"),
         ]
         await self.stopping.wait()
         await tasks[0]
@@ -393,3 +395,43 @@ class Worker:
                 if watcher is not None:
                     with contextlib.suppress(Exception):
                         await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py: no annotations
+
+    async def dead_letter_exhausted(self) -> None:
+        """Dead-letter events the server gave up on (MAX_DELIVERIES advisory).
+
+        This catches what `_settle` cannot: an event whose last delivery was never settled, for
+        example because it crashed the worker each time. One worker of the queue group handles
+        each advisory; the DLQ record is deduplicated by stream sequence.
+        """
+        subject = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{EVENTS_STREAM}.{CONSUMER}"
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def received(msg: Msg) -> None:
+            await queue.put(msg.data)
+
+        sub = await self.bus.nc.subscribe(subject, queue="promoter-dlq", cb=received)
+        try:
+            while True:
+                advisory = json.loads(await queue.get())
+                await self._exhausted(int(advisory["stream_seq"]), int(advisory["deliveries"]))
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _exhausted(self, seq: int, deliveries: int) -> None:
+        try:
+            stored = await self.bus.js.get_msg(EVENTS_STREAM, seq)
+        except Exception:  # noqa: BLE001 (the event may have aged out of the stream)
+            log.warning("exhausted event is gone from the stream", stream_seq=seq)
+            return
+        reason = (
+            f"not processed after {deliveries} deliveries (the worker failed or stopped each time)"
+        )
+        log.warning("event dead-lettered", reason=reason, stream_seq=seq)
+        await self.bus.dead_letter(
+            reason,
+            subject=stored.subject or "",
+            data=stored.data or b"",
+            seq=seq,
+            deliveries=deliveries,
+        )
