@@ -22,6 +22,7 @@ from promoter.runtime.emit import health_event, image_event, model_event, review
 from promoter.runtime.natsserver import EmbeddedServer
 from promoter.runtime.options import WorkerOptions
 from promoter.runtime.report import status
+from promoter.runtime.store import StateStore
 from promoter.runtime.worker import Worker
 from promoter.scm.base import PullRequest, Review
 
@@ -123,9 +124,11 @@ class Harness:
     workers: list[tuple[Worker, asyncio.Task[None]]] = field(default_factory=list)
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    async def start(self, options: BusOptions | None = None) -> Harness:
+    async def start(
+        self, options: BusOptions | None = None, *, sync_always: bool = True
+    ) -> Harness:
         """Start the server, create the remote, connect."""
-        self.server = EmbeddedServer(self.root / "nats").start()
+        self.server = EmbeddedServer(self.root / "nats", sync_always=sync_always).start()
         self.remote = make_remote(self.root, GITOPS)
         self.pipelines = self.root / "pipelines"
         self.pipelines.mkdir()
@@ -226,17 +229,20 @@ class Harness:
             health_event(pipeline, env, state, {}, None, now=self.clock())
         )
 
-    async def approve(self, pipeline: str, env: str, user: str = "alice") -> PullRequest:
-        """Approve the env's PR as `promoter approve` does."""
+    async def approve(
+        self, pipeline: str, env: str, user: str = "alice", verdict: str = "approved"
+    ) -> PullRequest:
+        """Review the env's PR as `promoter approve` (or `reject`) does."""
         runtime = Runtime(self.bus, self.root / "state-cli", self.clock)
-        pr = await runtime.prs.review(
-            pipeline, env, Review(user=user, state="approved", head="", at=self.clock())
+        review = Review.model_validate(
+            {"user": user, "state": verdict, "head": "", "at": self.clock()}
         )
+        pr = await runtime.prs.review(pipeline, env, review)
         data = {
             "pipeline": pipeline,
             "environment": env,
             "reviewer": user,
-            "state": "approved",
+            "state": verdict,
             "bundle": pr.bundle,
             "pr": pr.number,
         }
@@ -297,12 +303,9 @@ class Harness:
 
         async def check() -> bool:
             info = await self.bus.js.consumer_info("PROMOTER_EVENTS", "promoter-worker")
-            doc = await self.status()
-            return (
-                info.num_pending == 0
-                and info.num_ack_pending == 0
-                and all(p["outbox"] == 0 for p in doc["pipelines"])
-            )
+            if info.num_pending or info.num_ack_pending:
+                return False
+            return not any(r.outbox for r in await StateStore(self.bus.state).all())
 
         await self.until(check, "all work is done", within)
 

@@ -74,6 +74,25 @@ async def _healthy(world: Harness, env: str) -> bool:
     return bool((await world.env("shop", env))["health"] == "healthy")
 
 
+async def test_changes_requested_blocks_the_merge_until_approved(world: Harness) -> None:
+    world.write_pipeline("shop")
+    await world.start_worker()
+    await world.image("1.0.0", 1)
+    await world.pending("shop", "prod", "1.0.0")
+    await world.approve("shop", "prod", "bob", "changes_requested")
+    world.clock.advance(seconds=1)
+    await world.approve("shop", "prod", "alice")
+    await world.until(
+        lambda: _blocked_by(world, "prod", "changes-requested"), "bob's change request blocks"
+    )
+    assert (await world.env("shop", "prod"))["live"] is None
+    world.clock.advance(seconds=1)
+    await world.approve("shop", "prod", "bob")  # bob changes his mind
+    await world.live("shop", "prod", "1.0.0")
+    [pr] = [p for p in await world.prs() if p.environment == "prod"]
+    assert [r.state for r in pr.reviews] == ["changes_requested", "approved", "approved"]
+
+
 async def _blocked_by(world: Harness, env: str, code: str) -> bool:
     return any(b.startswith(code) for b in (await world.env("shop", env))["blocked"])
 

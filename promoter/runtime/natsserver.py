@@ -75,13 +75,13 @@ def wait_for_port(
     raise TransientError(f"nats-server did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
-def _config(port: int, store: Path, *, monitor_port: int | None) -> str:
+def _config(port: int, store: Path, *, monitor_port: int | None, sync_always: bool) -> str:
     lines = [
         'listen: "127.0.0.1:%d"' % port,  # noqa: UP031 (braces of the config would need escaping)
         "jetstream {",
         f"  store_dir: {json.dumps(str(store))}",
         # fsync before acknowledging: promotion rates are tiny, lost acks are not (Jepsen 2025).
-        "  sync_interval: always",
+        "  sync_interval: always" if sync_always else "",
         "}",
     ]
     if monitor_port is not None:
@@ -98,6 +98,7 @@ class EmbeddedServer:
 
     data_dir: Path
     port: int = 0
+    sync_always: bool = True
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _log: IO[bytes] | None = field(default=None, init=False)
 
@@ -114,7 +115,14 @@ class EmbeddedServer:
             self.port = free_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "nats-server.conf"
-        conf.write_text(_config(self.port, self.data_dir / "jetstream", monitor_port=None))
+        conf.write_text(
+            _config(
+                self.port,
+                self.data_dir / "jetstream",
+                monitor_port=None,
+                sync_always=self.sync_always,
+            )
+        )
         self._log = (self.data_dir / "nats-server.log").open("ab")
         self.process = subprocess.Popen(  # the binary path is resolved, argv is fixed
             [nats_server_path(), "-c", str(conf)],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from datetime import datetime
 from typing import Any
@@ -35,11 +36,20 @@ async def compiled_pipelines(bus: Bus) -> dict[str, CompiledPipeline]:
     for key in keys:
         with contextlib.suppress(KeyNotFoundError):
             entry = await bus.pipelines.get(key)
-            loaded, _ = load_text((entry.value or b"").decode(), key)
-            for item in loaded:
-                if item.pipeline.metadata.name == key:
-                    out[key] = compile_pipeline(item.pipeline)
+            compiled = _compile((entry.value or b"").decode(), key)
+            if compiled is not None:
+                out[key] = compiled
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile(text: str, name: str) -> CompiledPipeline | None:
+    """Pipeline `name` from a published file's text (cached: status is polled)."""
+    loaded, _ = load_text(text, name)
+    for item in loaded:
+        if item.pipeline.metadata.name == name:
+            return compile_pipeline(item.pipeline)
+    return None
 
 
 def _env_names(record: Record, compiled: CompiledPipeline | None) -> list[str]:
