@@ -255,6 +255,13 @@ class Harness:
         """`status --json`."""
         return await status(self.bus)
 
+    async def maybe_env(self, pipeline: str, env: str) -> dict[str, Any] | None:
+        """One environment of `status --json`, or None while no worker has published it."""
+        try:
+            return await self.env(pipeline, env)
+        except AssertionError:
+            return None
+
     async def env(self, pipeline: str, env: str) -> dict[str, Any]:
         """One environment of `status --json`."""
         doc = await self.status()
@@ -281,7 +288,8 @@ class Harness:
         """Wait until `env` runs api `api`."""
 
         async def check() -> bool:
-            return ((await self.env(pipeline, env))["live"] or {}).get("api") == api
+            found = await self.maybe_env(pipeline, env)
+            return bool(found and (found["live"] or {}).get("api") == api)
 
         await self.until(check, f"{pipeline}/{env} runs api {api}", within)
 
@@ -291,7 +299,8 @@ class Harness:
         """Wait until `env` has a PR open for api `api`; return the pending entry."""
 
         async def check() -> bool:
-            p = (await self.env(pipeline, env))["pending"]
+            found = await self.maybe_env(pipeline, env)
+            p = found["pending"] if found else None
             return bool(p and p["pr"] and p["versions"].get("api") == api)
 
         await self.until(check, f"{pipeline}/{env} has a PR for api {api}", within)
@@ -305,7 +314,7 @@ class Harness:
             info = await self.bus.js.consumer_info("PROMOTER_EVENTS", "promoter-worker")
             if info.num_pending or info.num_ack_pending:
                 return False
-            return not any(r.outbox for r in await StateStore(self.bus.state).all())
+            return not any(r.outbox for r in await StateStore(self.bus.state, self.bus.js).all())
 
         await self.until(check, "all work is done", within)
 

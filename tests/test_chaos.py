@@ -82,3 +82,41 @@ async def test_sigkill_between_effects_loses_and_duplicates_nothing(
     survivor.send_signal(signal.SIGTERM)
     assert await _wait_exit(survivor) == 0
     world.children.clear()
+
+
+@pytest.mark.slow
+async def test_two_worker_processes_share_the_load_without_duplicate_effects(
+    world: Harness,
+) -> None:
+    names = [f"svc{i}" for i in range(8)]
+    for name in names:
+        world.write_pipeline(name, image=f"ghcr.io/acme/{name}", prod_approval=False)
+    world.spawn_worker()
+    world.spawn_worker()
+
+    async def both_pulling() -> bool:
+        info = await world.bus.js.consumer_info("PROMOTER_EVENTS", "promoter-worker")
+        return (info.num_waiting or 0) >= 2
+
+    await world.until(both_pulling, "both workers are pulling")
+    for round_ in range(3):
+        for i, name in enumerate(names):
+            await world.image(f"1.0.{round_}", 100 * i + round_, f"ghcr.io/acme/{name}")
+    for name in names:
+        await world.live(name, "prod", "1.0.2", within=90)
+    await world.quiet(within=60)
+
+    workers = set()
+    for name in names:
+        entries = await history(world.bus, name)
+        workers |= {e["worker"] for e in entries}
+        seqs = [e["seq"] for e in entries]
+        assert len(seqs) == len(set(seqs)), f"{name}: an audit record was written twice"
+    assert len(workers) == 2, f"one worker did all the work: {workers}"
+    subjects = world.main_log()
+    for name in names:
+        for env in ("dev", "staging", "prod"):
+            ours = [s for s in subjects if s.startswith(f"promote {name} to {env}:")]
+            assert len(set(ours)) == len(ours), f"duplicate commit for {name}/{env}: {ours}"
+    prs = await world.prs()
+    assert len({(p.pipeline, p.environment, p.bundle) for p in prs}) == len(prs)

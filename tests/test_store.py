@@ -34,7 +34,7 @@ async def bus(tmp_path: Path) -> AsyncIterator[Bus]:
 
 
 async def test_records_are_written_only_over_the_revision_read(bus: Bus) -> None:
-    store = StateStore(bus.state)
+    store = StateStore(bus.state, bus.js)
     record, revision = await store.load("shop")
     assert revision == 0
     first = await store.save(record, 0)
@@ -50,7 +50,7 @@ async def test_records_are_written_only_over_the_revision_read(bus: Bus) -> None
 
 
 async def test_concurrent_read_modify_write_loses_no_update(bus: Bus) -> None:
-    store = StateStore(bus.state)
+    store = StateStore(bus.state, bus.js)
 
     async def bump() -> None:
         for _ in range(25):
@@ -101,7 +101,7 @@ def _spec(head: str, bundle: str = "b1") -> PullRequestSpec:
 
 
 async def test_local_prs_adopt_the_open_pr_of_a_branch(bus: Bus, tmp_path: Path) -> None:
-    prs = LocalPullRequests(bus.prs, Workspaces(tmp_path / "repos"), lambda: NOW)
+    prs = LocalPullRequests(bus.prs, bus.js, Workspaces(tmp_path / "repos"), lambda: NOW)
     first = await prs.ensure(_spec("a" * 40))
     again = await prs.ensure(_spec("a" * 40))
     assert again == first
@@ -118,7 +118,7 @@ async def test_local_prs_adopt_the_open_pr_of_a_branch(bus: Bus, tmp_path: Path)
 async def test_a_crash_between_index_and_record_does_not_open_a_second_pr(
     bus: Bus, tmp_path: Path
 ) -> None:
-    prs = LocalPullRequests(bus.prs, Workspaces(tmp_path / "repos"), lambda: NOW)
+    prs = LocalPullRequests(bus.prs, bus.js, Workspaces(tmp_path / "repos"), lambda: NOW)
     await bus.prs.put("next", b"7")
     await bus.prs.put("head.shop.prod", b"7")  # number reserved, record never written
     pr = await prs.ensure(_spec("a" * 40))
@@ -127,7 +127,7 @@ async def test_a_crash_between_index_and_record_does_not_open_a_second_pr(
 
 
 async def test_reviews_count_for_the_head_they_were_given_on(bus: Bus, tmp_path: Path) -> None:
-    prs = LocalPullRequests(bus.prs, Workspaces(tmp_path / "repos"), lambda: NOW)
+    prs = LocalPullRequests(bus.prs, bus.js, Workspaces(tmp_path / "repos"), lambda: NOW)
     with pytest.raises(ConfigurationError, match="no open PR to review"):
         await prs.review("shop", "prod", Review(user="alice", state="approved", head="", at=NOW))
     await prs.ensure(_spec("a" * 40))
@@ -148,7 +148,7 @@ async def test_local_merge_is_a_real_git_merge_and_idempotent(bus: Bus, tmp_path
         (root / "a.txt").write_text("2\n")
 
     branch = workspace.prepare_branch("promoter/shop/prod", "main", edit, "promote\n")
-    prs = LocalPullRequests(bus.prs, workspaces, lambda: NOW)
+    prs = LocalPullRequests(bus.prs, bus.js, workspaces, lambda: NOW)
     spec = _spec(branch.head).model_copy(update={"repository": str(remote)})
     pr = await prs.ensure(spec)
     merged = await prs.merge(pr, "Merge #1: promote\n")

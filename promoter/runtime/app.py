@@ -120,7 +120,7 @@ class Runtime:
         self.bus = bus
         self.clock = clock
         self.workspaces = Workspaces(state_dir / "repos")
-        self.prs = LocalPullRequests(bus.prs, self.workspaces, clock)
+        self.prs = LocalPullRequests(bus.prs, bus.js, self.workspaces, clock)
         self.runner = EffectRunner(self.workspaces, lambda _url: self.prs)
 
     def worker(

@@ -122,6 +122,18 @@ class Bus:
             await self.nc.close()
 
 
+async def kv_keys(js: JetStreamContext, bucket: str, prefix: str = "") -> list[str]:
+    """Keys of a KV bucket (starting with `prefix`), sorted; deleted keys may be included.
+
+    nats-py's `KeyValue.keys()` creates an ephemeral consumer per call that outlives the call;
+    polled (as `status` is), they reach the server's consumer limit. Stream info lists the
+    subjects without creating anything.
+    """
+    head = f"$KV.{bucket}."
+    info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{head}{prefix}>")
+    return sorted(subject.removeprefix(head) for subject in (info.state.subjects or {}))
+
+
 def event_msg_id(source: str, event_id: str) -> str:
     """The Nats-Msg-Id of an event: its CloudEvent source and id, so re-publishing dedupes."""
     return f"{source} {event_id}"

@@ -10,7 +10,7 @@ from pathlib import Path
 from promoter.core.compiled import CompiledPipeline
 from promoter.core.pipeline import Environment
 from promoter.core.state import Bundle
-from promoter.errors import ConfigurationError, GitError
+from promoter.errors import ConfigurationError, GitError, TransientError
 from promoter.gitops.repo import Edit, MergeConflict, Workspace, format_message
 from promoter.gitops.updaters import UpdateContext, apply_update
 from promoter.runtime.store import Effect, PullRef
@@ -52,6 +52,9 @@ class Target:
 def branch_name(pipeline: str, environment: str) -> str:
     """The one branch promoter uses for an environment's PRs."""
     return f"promoter/{pipeline}/{environment}"
+
+
+_REBUILDS = 2
 
 
 class Workspaces:
@@ -181,13 +184,27 @@ class EffectRunner:
         if pr.state != "merged":
             trailers = _trailers(target, effect.environment, bundle)
             message = format_message(f"Merge #{pr.number}: {pr.title}", effect.reason, trailers)
-            try:
-                pr = await provider.merge(pr, message)
-            except MergeConflict:
-                # The base changed the same lines since the branch was built. The branch is
-                # promoter's: rebuild it on the new base (same bundle) and merge that.
-                pr = await provider.merge(await self._open(target, effect, bundle), message)
+            pr = await self._merge_rebuilding(target, effect, bundle, pr, message)
         return Outcome(pr=_ref(pr), merged=True, sha=pr.merged_sha, detail=f"PR #{pr.number}")
+
+    async def _merge_rebuilding(
+        self, target: Target, effect: Effect, bundle: Bundle, pr: PullRequest, message: str
+    ) -> PullRequest:
+        """Merge; on a conflict rebuild the branch on the new base (it is promoter's) and retry.
+
+        A conflict right after a rebuild means someone changed the same lines meanwhile: that
+        race is retried later (TransientError), never given up on.
+        """
+        provider = self.providers(target.repository)
+        for _ in range(_REBUILDS):
+            try:
+                return await provider.merge(pr, message)
+            except MergeConflict:
+                pr = await self._open(target, effect, bundle)
+        try:
+            return await provider.merge(pr, message)
+        except MergeConflict as exc:
+            raise TransientError(f"{exc}; the base keeps changing, will retry") from exc
 
     async def _close(self, target: Target, effect: Effect, bundle: Bundle) -> Outcome:
         provider = self.providers(target.repository)

@@ -17,7 +17,7 @@ from promoter.core.gates import merge_gates, proposal_gates
 from promoter.core.loader import load_text
 from promoter.core.state import Bundle, PipelineState
 from promoter.errors import ConfigurationError
-from promoter.runtime.bus import AUDIT_STREAM, Bus
+from promoter.runtime.bus import AUDIT_STREAM, PIPELINE_BUCKET, Bus, kv_keys
 from promoter.runtime.store import Record, StateStore
 from promoter.scm.base import PullRequest
 
@@ -27,13 +27,7 @@ __all__ = ["explain", "history", "pr_rows", "status", "status_table"]
 async def compiled_pipelines(bus: Bus) -> dict[str, CompiledPipeline]:
     """The pipelines workers published (name -> compiled)."""
     out: dict[str, CompiledPipeline] = {}
-    try:
-        keys = await bus.pipelines.keys()
-    except Exception as exc:
-        if type(exc).__name__ == "NoKeysError":
-            return out
-        raise
-    for key in keys:
+    for key in await kv_keys(bus.js, PIPELINE_BUCKET):
         with contextlib.suppress(KeyNotFoundError):
             entry = await bus.pipelines.get(key)
             compiled = _compile((entry.value or b"").decode(), key)
@@ -88,7 +82,7 @@ def _env_status(record: Record, name: str) -> dict[str, Any]:
 async def status(bus: Bus) -> dict[str, Any]:
     """The `status --json` document."""
     compiled = await compiled_pipelines(bus)
-    records = {r.pipeline: r for r in await StateStore(bus.state).all()}
+    records = {r.pipeline: r for r in await StateStore(bus.state, bus.js).all()}
     for name in compiled:
         records.setdefault(name, Record(pipeline=name))
     pipelines = []
@@ -149,7 +143,7 @@ def _candidate(compiled: CompiledPipeline, state: PipelineState, env: str) -> Bu
 async def explain(bus: Bus, pipeline: str, env: str, now: datetime) -> list[str]:
     """Why `env` holds what it holds, and what stands in the way of the newest candidate."""
     compiled = (await compiled_pipelines(bus)).get(pipeline)
-    record, revision = await StateStore(bus.state).load(pipeline)
+    record, revision = await StateStore(bus.state, bus.js).load(pipeline)
     if compiled is None and revision == 0:
         raise ConfigurationError(f"unknown pipeline {pipeline!r}; see `promoter status`")
     if compiled is not None and compiled.rules(env) is None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from nats.js import JetStreamContext
 from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from promoter.core.observations import Action
 from promoter.core.state import Bundle, PipelineState
 from promoter.errors import TransientError
+from promoter.runtime.bus import STATE_BUCKET, kv_keys
 
 __all__ = ["Effect", "Lease", "Leases", "PullRef", "Record", "StaleRecordError", "StateStore"]
 
@@ -45,7 +47,6 @@ class Effect(BaseModel):
     bundle: Bundle | None
     reason: str
     at: datetime
-    by: str | None = None
     attempts: int = 0
     error: str | None = None
 
@@ -89,8 +90,9 @@ def _key(pipeline: str) -> str:
 class StateStore:
     """Records keyed by pipeline name, written only with compare-and-set."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, js: JetStreamContext) -> None:
         self.kv = kv
+        self.js = js
 
     async def load(self, pipeline: str) -> tuple[Record, int]:
         """The record and its revision (0: none stored yet)."""
@@ -114,16 +116,11 @@ class StateStore:
 
     async def all(self) -> list[Record]:
         """Every stored record."""
-        try:
-            keys = [k for k in await self.kv.keys() if k.startswith("pipeline.")]
-        except Exception as exc:
-            if type(exc).__name__ == "NoKeysError":
-                return []
-            raise
         records = []
-        for key in sorted(keys):
-            record, _ = await self.load(key.removeprefix("pipeline."))
-            records.append(record)
+        for key in await kv_keys(self.js, STATE_BUCKET, "pipeline."):
+            record, revision = await self.load(key.removeprefix("pipeline."))
+            if revision:
+                records.append(record)
         return records
 
 

@@ -52,7 +52,7 @@ class Worker:
         self.clock = clock
         self.options = options or WorkerOptions()
         self.router = Router(t.compiled for t in targets.values())
-        self.store = StateStore(bus.state)
+        self.store = StateStore(bus.state, bus.js)
         self.leases = Leases(bus.leases, name, self.options.lease_ttl)
         self.timers = Timers(self.clock)
         self.failpoints = Failpoints.parse(self.options.failpoints)

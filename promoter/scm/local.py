@@ -6,11 +6,13 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
+from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from promoter.errors import ConfigurationError, GitError, TransientError
 from promoter.gitops.repo import Workspace
+from promoter.runtime.bus import PR_BUCKET, kv_keys
 from promoter.scm.base import PullRequest, PullRequestSpec, Review
 
 __all__ = ["LocalPullRequests", "is_local_url"]
@@ -35,10 +37,12 @@ class LocalPullRequests:
     def __init__(
         self,
         kv: KeyValue,
+        js: JetStreamContext,
         workspace: Callable[[str], Workspace],
         clock: Callable[[], datetime],
     ) -> None:
         self.kv = kv
+        self.js = js
         self.workspace = workspace
         self.clock = clock
 
@@ -56,12 +60,7 @@ class LocalPullRequests:
 
     async def all(self) -> list[PullRequest]:
         """Every PR record, by number."""
-        try:
-            keys = [k for k in await self.kv.keys() if k.startswith("pr.")]
-        except Exception as exc:
-            if type(exc).__name__ == "NoKeysError":
-                return []
-            raise
+        keys = await kv_keys(self.js, PR_BUCKET, "pr.")
         prs = [pr for key in keys if (pr := (await self.get(int(key[3:])))[0]) is not None]
         return sorted(prs, key=lambda p: p.number)
 
