@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from gitfixtures import remote_branches
@@ -24,15 +22,6 @@ CRASH_POINTS = [
     "after-record:4",
     "before-ack:1",
 ]
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[Harness]:
-    harness = await Harness(tmp_path).start()
-    try:
-        yield harness
-    finally:
-        await harness.close()
 
 
 async def _wait_exit(child: object, within: float = 30.0) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,23 +15,11 @@ from promoter.core.state import ArtifactVersion, Bundle
 from promoter.errors import UpdateError
 from promoter.gitops.repo import parse_trailers
 from promoter.runtime.app import Runtime
-from promoter.runtime.bus import Bus, connect
+from promoter.runtime.bus import Bus
 from promoter.runtime.effects import Target
-from promoter.runtime.natsserver import EmbeddedServer
 from promoter.runtime.store import Effect
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def bus(tmp_path: Path) -> AsyncIterator[Bus]:
-    server = EmbeddedServer(tmp_path / "nats").start()
-    connection = await connect(server.url, name="test")
-    try:
-        yield connection
-    finally:
-        await connection.close()
-        server.stop()
 
 
 def target(tmp_path: Path, remote: Path) -> Target:

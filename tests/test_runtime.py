@@ -5,25 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from gitfixtures import read_remote_file, remote_branches
 from harness import FAST, Harness
 
 from promoter.runtime.bus import DLQ_STREAM, BusOptions
 from promoter.runtime.options import WorkerOptions
 from promoter.runtime.store import Leases
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[Harness]:
-    harness = await Harness(tmp_path).start()
-    try:
-        yield harness
-    finally:
-        await harness.close()
 
 
 def promote_commits(subjects: list[str], env: str) -> list[str]:

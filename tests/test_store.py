@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,26 +10,14 @@ import pytest
 from gitfixtures import make_remote, remote_log
 
 from promoter.errors import ConfigurationError
-from promoter.runtime.bus import Bus, connect
+from promoter.runtime.bus import Bus
 from promoter.runtime.effects import Workspaces
 from promoter.runtime.failpoints import Failpoints
-from promoter.runtime.natsserver import EmbeddedServer
 from promoter.runtime.store import Leases, Record, StaleRecordError, StateStore
 from promoter.scm.base import PullRequestSpec, Review
 from promoter.scm.local import LocalPullRequests, is_local_url
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def bus(tmp_path: Path) -> AsyncIterator[Bus]:
-    server = EmbeddedServer(tmp_path / "nats").start()
-    connection = await connect(server.url, name="test")
-    try:
-        yield connection
-    finally:
-        await connection.close()
-        server.stop()
 
 
 async def test_records_are_written_only_over_the_revision_read(bus: Bus) -> None:

@@ -15,7 +15,7 @@ from yaml.reader import Reader
 from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
-__all__ = ["Document", "Mark", "Path", "load_documents"]
+__all__ = ["CoreLoader", "CoreResolver", "Document", "Mark", "Path", "load_documents"]
 
 Path = tuple[str | int, ...]
 
@@ -125,7 +125,10 @@ _CoreResolver.add_implicit_resolver(
 )
 
 
-class _Loader(Reader, Scanner, Parser, Composer, _CoreResolver):
+CoreResolver = _CoreResolver
+
+
+class CoreLoader(Reader, Scanner, Parser, Composer, _CoreResolver):
     """A composing loader (nodes with marks) that resolves scalars by the YAML 1.2 core schema."""
 
     def __init__(self, stream: str) -> None:
@@ -211,7 +214,7 @@ class _Builder:
 
 def load_documents(text: str) -> tuple[list[Document], list[tuple[Mark, str]]]:
     """Parse every document in `text`; YAML syntax errors come back as (mark, message)."""
-    loader = _Loader(text)
+    loader = CoreLoader(text)
     documents: list[Document] = []
     try:
         while loader.check_node():

@@ -8,18 +8,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import yaml
-from yaml.composer import Composer
 from yaml.error import Mark
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from yaml.parser import Parser
-from yaml.reader import Reader
 from yaml.resolver import Resolver
-from yaml.scanner import Scanner
 from yaml.tokens import ScalarToken
 
 # The same YAML 1.2 core schema the pipeline loader uses, so both agree on what a plain scalar is.
-from promoter.core.yamlsource import _CoreResolver
+from promoter.core.yamlsource import CoreLoader
 
 __all__ = [
     "AliasNode",
@@ -115,15 +111,11 @@ class Indents:
     entry: int = 2
 
 
-class _Loader(Reader, Scanner, Parser, Composer, _CoreResolver):
-    """A composing loader that records scalar token starts and keeps alias occurrences."""
+class _Loader(CoreLoader):
+    """The pipeline loader's YAML 1.2 loader, also recording scalar starts and alias occurrences."""
 
     def __init__(self, stream: str) -> None:
-        Reader.__init__(self, stream)
-        Scanner.__init__(self)
-        Parser.__init__(self)
-        Composer.__init__(self)
-        _CoreResolver.__init__(self)
+        super().__init__(stream)
         self.token_starts: dict[int, int] = {}
 
     def _note(self, token: ScalarToken) -> ScalarToken:
