@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -17,7 +16,8 @@ from promoter.core.observations import Merged, Observation, Tick, observe_event
 from promoter.core.planner import Plan, plan
 from promoter.core.router import Router
 from promoter.errors import EventError, PromoterError
-from promoter.runtime.bus import CONSUMER, EVENTS_STREAM, Bus, event_msg_id
+from promoter.runtime.background import dead_letter_exhausted, watch_records
+from promoter.runtime.bus import Bus, event_msg_id
 from promoter.runtime.consumer import Consumer
 from promoter.runtime.effects import EffectRunner, Outcome, Target
 from promoter.runtime.failpoints import Failpoints
@@ -72,8 +72,11 @@ class Worker:
             asyncio.create_task(
                 self.timers.run(self.visit, self.stopping, self.options), name="timers"
             ),
-            asyncio.create_task(self.watch_records(), name="watch"),
-            asyncio.create_task(self.dead_letter_exhausted(), name="advisories"),
+            asyncio.create_task(
+                watch_records(self.bus.state, self.timers, self.options.lease_ttl, self.stopping),
+                name="watch",
+            ),
+            asyncio.create_task(dead_letter_exhausted(self.bus), name="advisories"),
         ]
         await self.stopping.wait()
         await tasks[0]
@@ -370,68 +373,3 @@ class Worker:
             await self._drain(record, revision, lease)
         finally:
             await self._release(lease)
-
-    async def watch_records(self) -> None:
-        """Learn timers and outboxes written by other workers (and left by dead ones)."""
-        while not self.stopping.is_set():
-            watcher = None
-            try:
-                watcher = await self.bus.state.watchall()
-                async for entry in watcher:
-                    if entry is None or not entry.value:
-                        continue
-                    try:
-                        record = Record.model_validate_json(entry.value)
-                    except ValueError:
-                        log.warning("unreadable pipeline record ignored", key=entry.key)
-                        continue
-                    self.timers.observe(record, self.options.lease_ttl)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.info("record watch interrupted; restarting", exc_info=True)
-                await asyncio.sleep(0.5)
-            finally:
-                if watcher is not None:
-                    with contextlib.suppress(Exception):
-                        await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py: no annotations
-
-    async def dead_letter_exhausted(self) -> None:
-        """Dead-letter events the server gave up on (MAX_DELIVERIES advisory).
-
-        This catches what `_settle` cannot: an event whose last delivery was never settled, for
-        example because it crashed the worker each time. One worker of the queue group handles
-        each advisory; the DLQ record is deduplicated by stream sequence.
-        """
-        subject = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{EVENTS_STREAM}.{CONSUMER}"
-        queue: asyncio.Queue[bytes] = asyncio.Queue()
-
-        async def received(msg: Msg) -> None:
-            await queue.put(msg.data)
-
-        sub = await self.bus.nc.subscribe(subject, queue="promoter-dlq", cb=received)
-        try:
-            while True:
-                advisory = json.loads(await queue.get())
-                await self._exhausted(int(advisory["stream_seq"]), int(advisory["deliveries"]))
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-
-    async def _exhausted(self, seq: int, deliveries: int) -> None:
-        try:
-            stored = await self.bus.js.get_msg(EVENTS_STREAM, seq)
-        except Exception:  # noqa: BLE001 (the event may have aged out of the stream)
-            log.warning("exhausted event is gone from the stream", stream_seq=seq)
-            return
-        reason = (
-            f"not processed after {deliveries} deliveries (the worker failed or stopped each time)"
-        )
-        log.warning("event dead-lettered", reason=reason, stream_seq=seq)
-        await self.bus.dead_letter(
-            reason,
-            subject=stored.subject or "",
-            data=stored.data or b"",
-            seq=seq,
-            deliveries=deliveries,
-        )
