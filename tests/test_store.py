@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from gitfixtures import make_remote, remote_log
 
-from promoter.errors import ConfigurationError
+from promoter.errors import ConfigurationError, TransientError
 from promoter.runtime.bus import Bus
 from promoter.runtime.effects import Workspaces
 from promoter.runtime.failpoints import Failpoints
@@ -171,3 +171,16 @@ def test_record_keeps_a_bounded_list_of_applied_events() -> None:
         record.mark_applied(f"e{n}")
     assert len(record.applied) == 1000
     assert record.applied[-1] == "e1499"
+
+
+async def test_an_unreachable_nats_url_is_reported_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import promoter.runtime.bus as bus_module  # noqa: PLC0415
+
+    monkeypatch.setattr(bus_module, "CONNECT_WAIT", 1.0)
+    with pytest.raises(
+        TransientError, match=r"cannot reach NATS at nats://\*\*\*@127\.0\.0\.1:9"
+    ) as info:
+        await bus_module.connect("nats://user:secret@127.0.0.1:9", name="test")
+    assert "secret" not in str(info.value)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import nats
+import nats.errors
 import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -23,6 +26,7 @@ from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from promoter.core.events import subject_for
+from promoter.errors import TransientError
 
 __all__ = [
     "AUDIT_STREAM",
@@ -47,6 +51,7 @@ PR_BUCKET = "promoter-prs"
 PIPELINE_BUCKET = "promoter-pipelines"
 
 _DAY = 86400.0
+CONNECT_WAIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,11 @@ async def kv_keys(js: JetStreamContext, bucket: str, prefix: str = "") -> list[s
     return sorted(subject.removeprefix(head) for subject in (info.state.subjects or {}))
 
 
+def redact_url(url: str) -> str:
+    """`url` without the password or token in its user part."""
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
 def event_msg_id(source: str, event_id: str) -> str:
     """The Nats-Msg-Id of an event: its CloudEvent source and id, so re-publishing dedupes."""
     return f"{source} {event_id}"
@@ -207,15 +217,39 @@ async def _ensure_layout(js: JetStreamContext, options: BusOptions) -> None:
 async def connect(url: str, *, name: str, options: BusOptions | None = None) -> Bus:
     """Connect (reconnecting forever), create missing streams and buckets, return the Bus."""
     options = options or BusOptions()
-    nc = await nats.connect(
-        url,
-        name=name,
-        connect_timeout=2,
-        reconnect_time_wait=0.2,
-        max_reconnect_attempts=-1,
-        allow_reconnect=True,
-        drain_timeout=5,
-    )
+
+    async def error(exc: Exception) -> None:
+        log.info("nats connection problem", url=redact_url(url), error=str(exc) or repr(exc))
+
+    async def disconnected() -> None:
+        log.info("nats disconnected; reconnecting", url=redact_url(url))
+
+    async def reconnected() -> None:
+        log.info("nats reconnected", url=redact_url(url))
+
+    try:
+        # Reconnect forever once connected; but a first connection that cannot be made within
+        # CONNECT_WAIT is an error to report, not a loop to sit in.
+        nc = await asyncio.wait_for(
+            nats.connect(
+                url,
+                name=name,
+                connect_timeout=2,
+                reconnect_time_wait=0.2,
+                max_reconnect_attempts=-1,
+                allow_reconnect=True,
+                drain_timeout=5,
+                error_cb=error,
+                disconnected_cb=disconnected,
+                reconnected_cb=reconnected,
+            ),
+            CONNECT_WAIT,
+        )
+    except (OSError, TimeoutError, nats.errors.Error) as exc:
+        raise TransientError(
+            f"cannot reach NATS at {redact_url(url)}: {str(exc) or 'no answer'}; check "
+            "PROMOTER_NATS_URL / --nats-url, or leave both unset to use the embedded server"
+        ) from None
     js = nc.jetstream(timeout=5)
     await _ensure_layout(js, options)
     file = StorageType.FILE
