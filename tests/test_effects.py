@@ -12,11 +12,12 @@ from harness import GITOPS, pipeline_yaml
 from promoter.core.compiled import compile_pipeline
 from promoter.core.loader import load_pipelines
 from promoter.core.state import ArtifactVersion, Bundle
-from promoter.errors import UpdateError
+from promoter.errors import ConfigurationError, UpdateError
 from promoter.gitops.repo import parse_trailers
-from promoter.runtime.app import Runtime
+from promoter.runtime.app import Runtime, publish_pipelines
 from promoter.runtime.bus import Bus
 from promoter.runtime.effects import Target
+from promoter.runtime.report import explain
 from promoter.runtime.store import Effect
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -121,3 +122,16 @@ async def test_a_file_the_pipeline_cannot_update_is_a_terminal_error(
     with pytest.raises(UpdateError, match=r"envs/prod/values.yaml:1:8"):
         await runtime.runner.carry_out(shop, effect("open-pr", "prod", bundle("1.0.0", 1)))
     assert await runtime.prs.current("shop", "prod") is None
+
+
+async def test_explain_names_unknown_pipelines_and_environments(bus: Bus, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="unknown pipeline 'nope'; see `promoter status`"):
+        await explain(bus, "nope", "prod", NOW)
+    remote = make_remote(tmp_path, GITOPS)
+    shop = target(tmp_path, remote)
+    await publish_pipelines(bus, {"shop": shop})
+    with pytest.raises(ConfigurationError, match="has no environment 'qa': dev, staging, prod"):
+        await explain(bus, "shop", "qa", NOW)
+    lines = await explain(bus, "shop", "prod", NOW)
+    assert lines[:2] == ["shop/prod", "  live: nothing yet"]
+    assert "  candidate: none (waiting for a bundle live in staging)" in lines

@@ -12,6 +12,7 @@ from harness import FAST, Harness
 
 from promoter.runtime.bus import DLQ_STREAM, BusOptions
 from promoter.runtime.options import WorkerOptions
+from promoter.runtime.report import explain
 from promoter.runtime.store import Leases
 
 
@@ -38,6 +39,10 @@ async def test_image_event_commits_to_dev_then_prs_climb_the_chain(world: Harnes
         lambda: _blocked_by(world, "staging", "soak"), "staging reports the soak block"
     )
     assert (await world.env("shop", "staging"))["live"] is None
+    why = await explain(world.bus, "shop", "staging", world.clock())
+    assert "  live: nothing yet" in why
+    assert "  blocked by soak: soaking in dev for 10m, until 2026-03-02T09:10:00Z" in why
+    assert "  re-checked in 10m" in why
     world.clock.advance(minutes=10)  # the timer fires without another event
     await world.live("shop", "staging", "1.2.0")
 

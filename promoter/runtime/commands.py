@@ -83,7 +83,7 @@ def _event_kw(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _build_event(args: argparse.Namespace) -> dict[str, Any]:
-    labels = pairs(args.label, "--label")
+    labels = pairs(getattr(args, "label", None), "--label")
     if args.kind == "image":
         return image_event(args.repository, args.digest, args.tag, labels, **_event_kw(args))
     if args.kind == "model":
@@ -200,15 +200,19 @@ def _target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("environment", help="environment name")
 
 
-def _event_options(parser: argparse.ArgumentParser) -> None:
+def _event_options(parser: argparse.ArgumentParser, *, signal: bool = False) -> None:
     _common(parser)
-    parser.add_argument(
-        "--id",
-        help="event id (default: derived from the content, so re-running "
-        "the same CI step is deduplicated)",
+    derived = (
+        "the content and the time: every signal counts"
+        if signal
+        else "the content, so re-running the same CI step is deduplicated"
     )
+    parser.add_argument("--id", help=f"event id (default: derived from {derived})")
     parser.add_argument("--source", help="CloudEvent source (default: promoter/cli)")
-    parser.add_argument("--label", action="append", metavar="K=V", help="label (repeatable)")
+    if not signal:
+        parser.add_argument(
+            "--label", action="append", metavar="K=V", help="label, e.g. residency=eu (repeatable)"
+        )
 
 
 def _add_emit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -246,7 +250,7 @@ def _add_emit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="the bundle the signal is about (default: the live one)",
     )
     health.add_argument("--reason", help="why, in words")
-    _event_options(health)
+    _event_options(health, signal=True)
     emit.set_defaults(handler=_emit)
 
 
