@@ -12,7 +12,7 @@ from harness import FAST, Harness
 
 from promoter.runtime.bus import DLQ_STREAM, BusOptions
 from promoter.runtime.options import WorkerOptions
-from promoter.runtime.report import explain
+from promoter.runtime.report import explain, history
 from promoter.runtime.store import Leases
 
 
@@ -247,8 +247,6 @@ async def _held(world: Harness, env: str) -> bool:
 
 
 async def _blocked_history(world: Harness) -> bool:
-    from promoter.runtime.report import history  # noqa: PLC0415
-
     entries = await history(world.bus, "shop")
     return any(e["action"] == "block" and "promote by ops refused" in e["reason"] for e in entries)
 
@@ -301,3 +299,31 @@ async def _dead_letters(world: Harness, count: int) -> list[dict[str, object]]:
         if len(letters) >= count:
             return letters
     raise AssertionError(f"expected {count} dead letters, got {letters}")
+
+
+async def test_a_burst_for_an_approval_gate_pushes_the_newest_bundle_not_each(
+    world: Harness,
+) -> None:
+    (world.pipelines / "gated.yaml").write_text(f"""apiVersion: promoter/v1
+kind: Pipeline
+metadata: {{name: gated}}
+spec:
+  repository: {{url: "file://{world.remote}", branch: main}}
+  artifacts:
+    - {{name: api, image: ghcr.io/acme/api, select: {{semver: '>=0.1.0'}}}}
+  environments:
+    - name: dev
+      gates: {{approvals: {{count: 1}}}}
+      update: [{{file: envs/dev/values.yaml, set: {{image.tag: "${{api.tag}}"}}}}]
+""")
+    for n in range(40):  # all waiting in the stream before the worker starts
+        await world.image(f"1.0.{n}", n)
+    await world.start_worker()
+    await world.quiet()
+    entries = await history(world.bus, "gated")
+    proposals = [e for e in entries if e["action"] in ("open-pr", "update-pr")]
+    skipped = [e for e in proposals if str(e.get("detail", "")).startswith("skipped")]
+    assert len(proposals) == 40
+    assert len(skipped) >= 30, "superseded proposals in one outbox must not be pushed"
+    [pr] = await world.prs()
+    assert (pr.state, pr.versions) == ("open", {"api": "1.0.39"})

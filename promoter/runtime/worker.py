@@ -32,6 +32,27 @@ log = structlog.get_logger(__name__)
 Item = tuple[str, Observation]
 
 
+_PROPOSALS = ("open-pr", "update-pr")
+
+
+def _superseded(outbox: list[Effect]) -> bool:
+    """The first effect proposes a bundle that a later effect replaces before any merge of it.
+
+    A burst of builds for an approval-gated environment then pushes one branch, not one per build.
+    """
+    first = outbox[0]
+    if first.action not in _PROPOSALS:
+        return False
+    for later in outbox[1:]:
+        if later.environment != first.environment:
+            continue
+        if later.action == "merge":
+            return False
+        if later.action in (*_PROPOSALS, "close-pr"):
+            return True
+    return False
+
+
 class Worker:
     """One promoter worker; run several against one stream to share the load."""
 
@@ -255,7 +276,10 @@ class Worker:
                 self.timers.retry(record.pipeline, self.options.lease_ttl)
                 return
             try:
-                outcome = await self.runner.carry_out(target, effect)
+                if _superseded(record.outbox):
+                    outcome = Outcome(detail="skipped: a newer bundle follows in the outbox")
+                else:
+                    outcome = await self.runner.carry_out(target, effect)
             except PromoterError as exc:
                 if exc.retryable:
                     await self._retry(record, revision, effect, exc, bound)
