@@ -14,12 +14,8 @@ from promoter.runtime.report import history
 # The image event leads to: plan, then open+merge dev, open+merge staging, open prod (5 effects).
 CRASH_POINTS = [
     "after-plan:1",
-    "after-effect:1",
-    "after-effect:2",
-    "after-effect:3",
-    "after-effect:5",
-    "after-record:2",
-    "after-record:4",
+    *(f"after-effect:{n}" for n in range(1, 6)),
+    *(f"after-record:{n}" for n in range(1, 6)),
     "before-ack:1",
 ]
 

@@ -7,6 +7,7 @@ import contextlib
 import json
 from pathlib import Path
 
+import pytest
 from gitfixtures import read_remote_file, remote_branches
 from harness import FAST, Harness
 
@@ -203,6 +204,28 @@ async def test_restarting_nats_server_loses_nothing(world: Harness) -> None:
     await world.live("shop", "prod", "1.1.0", within=30)
     await world.quiet()
     assert len(promote_commits(world.main_log(), "prod")) == 2
+
+
+@pytest.mark.slow
+async def test_killing_nats_server_during_a_burst_loses_nothing(world: Harness) -> None:
+    names = [f"svc{i}" for i in range(5)]
+    for name in names:
+        world.write_pipeline(name, image=f"ghcr.io/acme/{name}", prod_approval=False)
+    await world.start_worker()
+    for round_ in range(4):
+        for i, name in enumerate(names):
+            await world.image(f"1.0.{round_}", 10 * i + round_, f"ghcr.io/acme/{name}")
+    world.server.stop(kill=True)  # mid-run: effects and acks in flight fail
+    await asyncio.sleep(0.5)
+    world.server.start()
+    await world.until(lambda: _connected(world), "the test client reconnected", within=20)
+    for name in names:
+        await world.live(name, "prod", "1.0.3", within=60)
+    await world.quiet(within=60)
+    subjects = world.main_log()
+    for name in names:
+        ours = [s for s in subjects if s.startswith(f"promote {name} to prod:")]
+        assert len(set(ours)) == len(ours), f"duplicate commit for {name}: {ours}"
 
 
 async def _connected(world: Harness) -> bool:
