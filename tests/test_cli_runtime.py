@@ -113,7 +113,7 @@ def test_commands_share_the_embedded_server_of_a_state_dir(
         assert "duplicate" in emit_image(state, "1.0.0", 1)
         wait_for(lambda: env_status(state, "prod")["pending"] is not None, "a prod PR is open")
         prod = env_status(state, "prod")
-        assert prod["live"] is None
+        assert prod["live"] == {}
         assert prod["pending"]["versions"] == {"api": "1.0.0"}
         assert any(b.startswith("approvals: needs 1 approval") for b in prod["blocked"])
         assert env_status(state, "dev")["live"] == {"api": "1.0.0"}

@@ -39,7 +39,7 @@ async def test_image_event_commits_to_dev_then_prs_climb_the_chain(world: Harnes
     await world.until(
         lambda: _blocked_by(world, "staging", "soak"), "staging reports the soak block"
     )
-    assert (await world.env("shop", "staging"))["live"] is None
+    assert (await world.env("shop", "staging"))["live"] == {}
     why = await explain(world.bus, "shop", "staging", world.clock())
     assert "  live: nothing yet" in why
     assert "  blocked by soak: soaking in dev for 10m, until 2026-03-02T09:10:00Z" in why
@@ -80,7 +80,7 @@ async def test_changes_requested_blocks_the_merge_until_approved(world: Harness)
     await world.until(
         lambda: _blocked_by(world, "prod", "changes-requested"), "bob's change request blocks"
     )
-    assert (await world.env("shop", "prod"))["live"] is None
+    assert (await world.env("shop", "prod"))["live"] == {}
     world.clock.advance(seconds=1)
     await world.approve("shop", "prod", "bob")  # bob changes his mind
     await world.live("shop", "prod", "1.0.0")
@@ -250,7 +250,7 @@ async def test_operator_hold_promote_and_rollback(world: Harness) -> None:
     await command("prod", "hold", reason="freeze")
     await command("prod", "promote")
     await world.until(lambda: _blocked_history(world), "the refused promote is recorded")
-    assert (await world.env("shop", "prod"))["live"] is None
+    assert (await world.env("shop", "prod"))["live"] == {}
     await command("prod", "resume")
     await command("prod", "promote")
     await world.live("shop", "prod", "1.0.0")
@@ -308,7 +308,7 @@ async def test_an_event_never_settled_is_dead_lettered_from_the_advisory(tmp_pat
         [letter] = await _dead_letters(harness, 1)
         assert str(letter["reason"]).startswith("not processed after 2 deliveries")
         assert json.loads(str(letter["data"]))["data"]["tag"] == "1.0.0"
-        assert (await harness.env("shop", "dev"))["live"] is None
+        assert (await harness.env("shop", "dev"))["live"] == {}
     finally:
         await harness.close()
 

@@ -69,7 +69,7 @@ def _env_status(record: Record, name: str) -> dict[str, Any]:
         blocked.append(f"error: {record.errors[name]}")
     return {
         "name": name,
-        "live": env.live.summary() if env.live else None,
+        "live": env.live.summary() if env.live else {},
         "live_since": env.live_since.isoformat() if env.live_since else None,
         "pending": pending,
         "health": env.health,
