@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -315,8 +314,3 @@ def add_runtime_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         op.add_argument("--reason", help="why (recorded in history)")
         op.add_argument("--as", dest="as_user", metavar="USER", help="who (default: you)")
         op.set_defaults(handler=_connected(_operate))
-
-
-def print_error(message: str) -> None:
-    """Print to stderr."""
-    print(message, file=sys.stderr)

@@ -10,7 +10,7 @@ from pathlib import Path
 from promoter.core.compiled import CompiledPipeline
 from promoter.core.pipeline import Environment
 from promoter.core.state import Bundle
-from promoter.errors import ConfigurationError, GitError, TransientError
+from promoter.errors import ConfigurationError, TransientError
 from promoter.gitops.repo import Edit, MergeConflict, Workspace, format_message
 from promoter.gitops.updaters import UpdateContext, apply_update
 from promoter.runtime.store import Effect, PullRef
@@ -229,12 +229,3 @@ class EffectRunner:
 
 def _ref(pr: PullRequest) -> PullRef:
     return PullRef(number=pr.number, url=pr.url, head=pr.head, bundle=pr.bundle)
-
-
-def guard_local(url: str) -> None:
-    """Raise unless `url` can be served by the local provider (GitHub arrives with issue 5)."""
-    if not is_local_url(url):
-        raise GitError(
-            f"repository {url} needs a remote PR provider; only local paths and file:// URLs are "
-            "supported by this build"
-        )
