@@ -200,6 +200,9 @@ async def run_demo(out: TextIO, *, keep: str | None = None) -> int:
             await task
         print("\nfinal status:", file=out)
         print("\n".join(status_table(await status(bus))), file=out)
-        print("\ngitops main branch:", file=out)
-        print(_git("log", "--format=  %h %s", "main", cwd=root / "gitops.git"), file=out, end="")
+        print("\ngitops main branch (first parent, newest first):", file=out)
+        log = _git("log", "--first-parent", "--format=  %h %s", "main", cwd=root / "gitops.git")
+        print(log, file=out, end="")
+        if keep:
+            print(f"\nkept in {root}: try `promoter status --state-dir {root}`", file=out)
         return 0

@@ -222,7 +222,7 @@ async def connect(url: str, *, name: str, options: BusOptions | None = None) -> 
         log.info("nats connection problem", url=redact_url(url), error=str(exc) or repr(exc))
 
     async def disconnected() -> None:
-        log.info("nats disconnected; reconnecting", url=redact_url(url))
+        log.debug("nats disconnected", url=redact_url(url))  # also on every normal close
 
     async def reconnected() -> None:
         log.info("nats reconnected", url=redact_url(url))
