@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -25,13 +26,22 @@ from gitfixtures import (
 )
 
 from promoter.errors import GitError, PushRejectedError, TransientError
-from promoter.gitops.gitcli import GitResult, GitRunner, Redactor, clone_dir_name, git_environment
+from promoter.gitops.gitcli import (
+    Commit,
+    GitResult,
+    GitRunner,
+    Redactor,
+    clone_dir_name,
+    git_environment,
+)
 from promoter.gitops.repo import (
+    FRESH_FOR,
     PUSH_ATTEMPTS,
     Author,
     BranchResult,
     Edit,
     MergeConflict,
+    MergeResult,
     Workspace,
     format_message,
     parse_trailers,
@@ -233,6 +243,27 @@ def test_git_missing_or_a_missing_directory_is_a_git_error(
     monkeypatch.setattr(Git, "GIT_PYTHON_GIT_EXECUTABLE", str(tmp_path / "no-git"))
     with pytest.raises(GitError, match="git is not installed"):
         runner(tmp_path).call("version")
+
+
+def test_commits_reads_several_refs_at_once_and_peels_tags(tmp_path: Path) -> None:
+    run_git(tmp_path, "init", "--quiet")
+    run_git(tmp_path, "commit", "--quiet", "--allow-empty", "-m", "one")
+    run_git(tmp_path, "commit", "--quiet", "--allow-empty", "-m", "two")
+    one, two = run_git(tmp_path, "rev-parse", "HEAD^", "HEAD").split()
+    tree = run_git(tmp_path, "rev-parse", "HEAD^{tree}")
+    run_git(tmp_path, "update-ref", "refs/remotes/origin/main", two)
+    run_git(tmp_path, "update-ref", "refs/remotes/origin/release/v1", one)  # below a pattern
+    run_git(tmp_path, "tag", "-a", "-m", "annotated", "v1", one)
+    run_git(tmp_path, "update-ref", "refs/remotes/origin/tagged", "refs/tags/v1")
+    git = runner(tmp_path)
+    found = git.commits(
+        "refs/remotes/origin/main", "refs/remotes/origin/tagged", "refs/remotes/origin/release"
+    )
+    assert found == {
+        "refs/remotes/origin/main": Commit(two, tree, (one,)),
+        "refs/remotes/origin/tagged": Commit(one, tree, ()),
+    }
+    assert git.commits() == {}
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -546,6 +577,248 @@ def test_an_edit_error_propagates_and_the_next_call_starts_clean(
         ws.prepare_branch("promote/web", "main", broken, MESSAGE)
     result = ws.prepare_branch("promote/web", "main", set_tag("v2"), MESSAGE)
     assert read_remote_file(remote, result.head, "half-written.yaml") is None
+
+
+# -- skipping fetches on a fresh view -----------------------------------------------------
+
+
+@pytest.fixture
+def commands(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Counts the git commands workspaces run, by subcommand."""
+    seen: Counter[str] = Counter()
+    call = GitRunner.call
+
+    def counting(
+        self: GitRunner, *args: str, timeout: float | None = None, network: bool = False
+    ) -> GitResult:
+        seen[args[0]] += 1
+        return call(self, *args, timeout=timeout, network=network)
+
+    monkeypatch.setattr(GitRunner, "call", counting)
+    return seen
+
+
+@pytest.fixture
+def fresh(tmp_path: Path, remote: Path) -> Workspace:
+    """A workspace whose view stays fresh for the whole test (a slow machine cannot expire it)."""
+    workspace = Workspace(str(remote), tmp_path / "fresh-cache", fresh_for=3600)
+    workspace.sync("main")
+    return workspace
+
+
+def test_the_default_freshness_window_is_short() -> None:
+    assert 0 < FRESH_FOR <= 2
+
+
+def test_back_to_back_promotions_skip_their_fetches(
+    fresh: Workspace, remote: Path, commands: Counter[str]
+) -> None:
+    for tag in ("v2", "v3"):
+        message = format_message(f"Promote web {tag} to prod", "", {"Promoter-Bundle": tag})
+        branch = fresh.prepare_branch("promote/web", "main", set_tag(tag), message)
+        assert branch.pushed
+        assert fresh.merge(branch.head, "main", f"Merge {tag}").merged
+    assert commands["fetch"] == 0
+    assert commands["push"] == 4
+    assert commands["checkout"] == 0  # the clone's HEAD stays detached
+    assert read_remote_file(remote, "main", "apps/web/values.yaml") == "image:\n  tag: v3\n"
+    for ref, subjects in {
+        "main": ["Merge v3", "Merge v2", "initial"],
+        "promote/web": ["Promote web v3 to prod", "Merge v2", "initial"],
+    }.items():
+        log = run_git(remote, "log", "--first-parent", "--format=%s", ref)
+        assert log.splitlines() == subjects
+
+
+def test_fresh_for_zero_fetches_every_time(
+    tmp_path: Path, remote: Path, commands: Counter[str]
+) -> None:
+    workspace = Workspace(str(remote), tmp_path / "cache", fresh_for=0)
+    branch = workspace.prepare_branch("promote/web", "main", set_tag("v2"), MESSAGE)
+    workspace.merge(branch.head, "main", "Merge promote/web")
+    assert commands["fetch"] == 3  # clone, then one fetch per call
+
+
+def test_merge_right_after_another_writer_pushed_the_base_contains_their_commit(
+    fresh: Workspace, remote: Path, commands: Counter[str]
+) -> None:
+    branch = fresh.prepare_branch("promote/web", "main", set_tag("v2"), MESSAGE)
+    other = commit_to_remote(remote, "main", {"other.txt": "x\n"}, "Another writer")
+    merged = fresh.merge(branch.head, "main", "Merge promote/web")
+    assert merged.merged
+    assert run_git(remote, "rev-list", "--parents", "-n1", merged.sha).split()[1:] == [
+        other,
+        branch.head,
+    ]
+    assert remote_sha(remote, "main") == merged.sha
+    assert remote_log(remote, "main").count("Merge promote/web") == 1
+    assert read_remote_file(remote, "main", "other.txt") == "x\n"
+    assert commands["fetch"] == 1  # the stale view was noticed by the push and refetched
+
+
+def test_prepare_branch_right_after_another_writer_force_updated_the_branch(
+    fresh: Workspace, remote: Path
+) -> None:
+    first = fresh.prepare_branch("promote/web", "main", set_tag("v2"), MESSAGE)
+    intruder = commit_to_remote(remote, "scratch", {"intruder.txt": "x\n"}, "Intruder")
+    run_git(remote, "update-ref", "refs/heads/promote/web", intruder)  # a force push
+    again = fresh.prepare_branch("promote/web", "main", set_tag("v2"), MESSAGE)
+    assert again.pushed  # the view said "already there"; the fetch that confirms it says no
+    assert again.base == first.base
+    assert remote_sha(remote, "promote/web") == again.head
+    assert remote_log(remote, "promote/web") == ["Promote web v2 to prod", "initial"]
+
+    run_git(remote, "update-ref", "refs/heads/promote/web", intruder)
+    message = format_message("Promote web v3 to prod", "", {"Promoter-Bundle": "b-2"})
+    third = fresh.prepare_branch("promote/web", "main", set_tag("v3"), message)
+    assert third.pushed  # the lease on the tip it saw was rejected, then redone fetched
+    assert remote_sha(remote, "promote/web") == third.head
+    assert remote_log(remote, "promote/web") == ["Promote web v3 to prod", "initial"]
+    assert read_remote_file(remote, "promote/web", "intruder.txt") is None
+
+
+def test_prepare_branch_right_after_the_base_moved_builds_on_the_new_base(
+    fresh: Workspace, remote: Path
+) -> None:
+    fresh.prepare_branch("promote/web", "main", set_tag("v2"), MESSAGE)
+    moved = commit_to_remote(remote, "main", {"other.txt": "x\n"}, "Another writer")
+    api = fresh.prepare_branch("promote/api", "main", write({"api.txt": "v2\n"}), MESSAGE)
+    assert api.pushed
+    assert api.base == moved  # the base guard rejected the push built on the old base
+    assert run_git(remote, "rev-parse", "promote/api^") == moved
+    assert remote_sha(remote, "main") == moved  # the guard never writes the base
+
+
+def test_idempotent_outcomes_on_a_fresh_view_are_confirmed_by_a_fetch(
+    fresh: Workspace, remote: Path, commands: Counter[str]
+) -> None:
+    first = fresh.prepare_branch("promote/web", "main", set_tag("v2"), MESSAGE)
+    again = fresh.prepare_branch("promote/web", "main", set_tag("v2"), MESSAGE)
+    assert (again.head, again.pushed) == (first.head, False)
+    merged = fresh.merge(first.head, "main", "Merge promote/web")
+    assert fresh.merge(first.head, "main", "Merge promote/web") == MergeResult(
+        merged.sha, merged=False
+    )
+    assert fresh.prepare_branch("promote/x", "main", set_tag("v2"), MESSAGE).changed is False
+    assert fresh.commit_to_base("main", set_tag("v2"), "Nothing to do") is None
+    assert commands["fetch"] == 4  # one per outcome that pushed nothing
+    assert remote_log(remote, "promote/web") == ["Promote web v2 to prod", "initial"]
+    assert remote_branches(remote) == ["main", "promote/web"]
+
+
+def test_merge_of_a_branch_name_always_fetches_it(fresh: Workspace, remote: Path) -> None:
+    fresh.prepare_branch("promote/web", "main", set_tag("v2"), MESSAGE)
+    newer = commit_to_remote(remote, "promote/web", {"more.txt": "m\n"}, "More")
+    merged = fresh.merge("origin/promote/web", "main", "Merge promote/web")
+    assert run_git(remote, "rev-parse", f"{merged.sha}^2") == newer
+
+
+def test_a_rewound_base_is_not_brought_back_by_a_push_on_a_stale_view(
+    fresh: Workspace, remote: Path
+) -> None:
+    initial = remote_sha(remote, "main") or ""
+    branch = fresh.prepare_branch("promote/web", "main", set_tag("v2"), MESSAGE)
+    fresh.merge(branch.head, "main", "Merge promote/web")
+    run_git(remote, "update-ref", "refs/heads/main", initial)  # another writer rewinds main
+    sha = fresh.commit_to_base("main", set_tag("v0"), "Roll back web to v0")
+    # A plain push would fast-forward the rewound main over the dropped merge.
+    assert remote_log(remote, "main") == ["Roll back web to v0", "initial"]
+    assert remote_sha(remote, "main") == sha
+
+
+def test_a_merge_on_a_stale_view_does_not_bring_back_a_rewound_base(
+    fresh: Workspace, remote: Path
+) -> None:
+    initial = remote_sha(remote, "main") or ""
+    feature = commit_to_remote(remote, "feature", {"feature.txt": "f\n"}, "Feature")
+    assert fresh.remote_branch("feature") == feature  # known locally
+    branch = fresh.prepare_branch("promote/web", "main", set_tag("v2"), MESSAGE)
+    fresh.merge(branch.head, "main", "Merge promote/web")
+    run_git(remote, "update-ref", "refs/heads/main", initial)  # another writer rewinds main
+    merged = fresh.merge(feature, "main", "Merge feature")
+    # A plain push would fast-forward the rewound main over the dropped merge.
+    assert run_git(remote, "rev-list", "--parents", "-n1", merged.sha).split()[1:] == [
+        initial,
+        feature,
+    ]
+    assert "Merge promote/web" not in remote_log(remote, "main")
+
+
+def test_every_retry_after_a_rejected_push_fetches_again(
+    fresh: Workspace, remote: Path, commands: Counter[str]
+) -> None:
+    calls = 0
+
+    def racing(edit: Edit, branch: str) -> Edit:
+        def run(root: Path) -> None:
+            nonlocal calls
+            calls += 1
+            if calls % 3 in {1, 2}:  # the unfetched try and the first fetched try are raced
+                commit_to_remote(remote, branch, {f"race-{calls}.txt": "x\n"}, f"Race {calls}")
+            edit(root)
+
+        return run
+
+    result = fresh.prepare_branch(
+        "promote/web", "main", racing(set_tag("v2"), "promote/web"), MESSAGE
+    )
+    assert (calls, commands["fetch"]) == (3, 2)
+    assert result.pushed
+    assert remote_log(remote, "promote/web") == ["Promote web v2 to prod", "initial"]
+    calls = 0
+    sha = fresh.commit_to_base("main", racing(set_tag("v0"), "main"), "Roll back web to v0")
+    assert (calls, commands["fetch"]) == (3, 4)
+    assert remote_sha(remote, "main") == sha
+    assert remote_log(remote, "main")[:3] == ["Roll back web to v0", "Race 2", "Race 1"]
+
+
+def test_workspaces_sharing_a_cache_and_an_outside_writer_lose_nothing(
+    tmp_path: Path, remote: Path
+) -> None:
+    shared = [Workspace(str(remote), tmp_path / "shared", fresh_for=3600) for _ in range(2)]
+    outsider = Workspace(str(remote), tmp_path / "outside", fresh_for=3600)
+    expected = ["initial"]
+    for i in range(3):
+        for n, workspace in enumerate(shared):
+            name = f"w{n}-{i}"
+            message = format_message(f"Promote {name}", "", {"Promoter-Bundle": name})
+            edit = write({f"{name}.txt": "x\n"})
+            branch = workspace.prepare_branch(f"promote/{name}", "main", edit, message)
+            assert branch.base == remote_sha(remote, "main")  # built on the newest base
+            assert workspace.merge(branch.head, "main", f"Merge {name}").merged
+            expected.insert(0, f"Merge {name}")
+        outsider.commit_to_base("main", write({f"out-{i}.txt": "x\n"}), f"Outside {i}")
+        expected.insert(0, f"Outside {i}")
+    log = run_git(remote, "log", "--first-parent", "--format=%s", "main")
+    assert log.splitlines() == expected
+    for name in [f"w{n}-{i}" for n in range(2) for i in range(3)] + ["out-0", "out-2"]:
+        assert read_remote_file(remote, "main", f"{name}.txt") == "x\n"
+
+
+def test_a_remote_without_atomic_pushes_falls_back_to_fetching(
+    fresh: Workspace, remote: Path, commands: Counter[str]
+) -> None:
+    run_git(remote, "config", "receive.advertiseAtomic", "false")
+    first = fresh.prepare_branch("promote/web", "main", set_tag("v2"), MESSAGE)
+    assert first.pushed
+    assert not fresh._atomic
+    moved = commit_to_remote(remote, "main", {"other.txt": "x\n"}, "Another writer")
+    api = fresh.prepare_branch("promote/api", "main", write({"api.txt": "v2\n"}), MESSAGE)
+    assert api.base == moved
+    assert commands["fetch"] == 2  # each branch call fetched
+    assert remote_log(remote, "promote/web") == ["Promote web v2 to prod", "initial"]
+
+
+def test_an_unreachable_remote_on_a_fresh_view_is_not_retried_and_makes_it_stale(
+    fresh: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(*_args: object, **_kwargs: object) -> None:
+        raise TransientError("the remote is down")
+
+    monkeypatch.setattr(GitRunner, "push", unreachable)
+    with pytest.raises(TransientError, match="down"):
+        fresh.prepare_branch("promote/web", "main", set_tag("v2"), MESSAGE)
+    assert fresh._fresh_until == 0.0
 
 
 # -- concurrency ---------------------------------------------------------------------------

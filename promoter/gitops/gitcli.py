@@ -1,29 +1,33 @@
-"""Git plumbing for working clones, run through GitPython: redaction, a checked runner, the lock."""
+"""Git plumbing for working clones, run through GitPython: a checked runner and typed helpers."""
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import re
 import signal
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import structlog
 
 from promoter.errors import GitError, PushRejectedError, TransientError
+from promoter.gitops.gitenv import (
+    CloneLock,
+    Redactor,
+    clone_dir_name,
+    git_environment,
+    pinned_environment,
+)
 from promoter.gitops.messages import format_message, parse_trailers
 
 __all__ = [
     "FETCH_HINT",
     "LOCAL_TIMEOUT",
     "NETWORK_TIMEOUT",
+    "AtomicPushUnsupportedError",
     "CloneLock",
+    "Commit",
     "GitResult",
     "GitRunner",
     "Redactor",
@@ -41,7 +45,6 @@ NETWORK_TIMEOUT = 300.0
 LOCAL_TIMEOUT = 120.0
 """Seconds a local git command may take before it is killed."""
 
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
 
 # Failures of a network command that say the remote is wrong or refuses us: retrying cannot help.
 # Checked first: an ssh or local remote that is missing also says "Could not read from remote".
@@ -63,93 +66,12 @@ _UNREACHABLE = re.compile(
     re.IGNORECASE,
 )
 
+_ATOMIC_UNSUPPORTED = "does not support --atomic"
+_COMMIT_FIELDS = "%(refname)%00%(objecttype)%00%(objectname)%00%(tree)%00%(parent)"
+
 _DEFAULT_HINT = "inspect the working clone; deleting it makes the next call clone afresh"
 FETCH_HINT = "check the URL, the credentials and that the remote is reachable"
 _RETRY_HINT = "the network or the remote seems down; the operation will be retried"
-
-
-@dataclass(frozen=True)
-class Redactor:
-    """Hides credentials in text meant for errors and logs.
-
-    Userinfo in any URL (`https://user:token@host`) becomes `https://***@host`; each of
-    `secrets` (the password or token of the workspace URL) is also replaced wherever it occurs.
-    """
-
-    secrets: tuple[str, ...] = ()
-
-    @classmethod
-    def for_url(cls, url: str) -> Redactor:
-        """Build a redactor that also hides the literal password or token inside `url`."""
-        try:
-            parts = urlsplit(url)
-            password, username = parts.password, parts.username
-        except ValueError:
-            return cls()
-        if password:
-            secret = password
-        elif username and parts.scheme in {"http", "https"}:
-            secret = username  # a token passed as the user name (https://TOKEN@host)
-        else:
-            return cls()
-        return cls(tuple(dict.fromkeys((secret, unquote(secret)))))
-
-    def __call__(self, text: str) -> str:
-        """Return `text` with credentials replaced by `***`."""
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return _USERINFO.sub(r"\g<scheme>***@", text)
-
-
-def clone_dir_name(name: str) -> str:
-    """Return `<slug>-<hash>` for a redacted URL: filesystem-safe, short, and unique per URL."""
-    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower().replace("***@", "")).strip("-")
-    return f"{slug[-40:].lstrip('-') or 'repo'}-{digest}"
-
-
-def git_environment(overrides: Mapping[str, str]) -> dict[str, str]:
-    """Return the variables git runs with on top of the inherited environment.
-
-    Prompts are off and messages are in English (they are parsed). GitPython starts every
-    command from `os.environ` plus these; `GitRunner` adds the variables that pin the
-    repository (see `_pinned`).
-
-    Args:
-        overrides: Variables to set on top (author identity and the like).
-    """
-    return {
-        "LC_ALL": "C",
-        "LANGUAGE": "C",
-        "GIT_TERMINAL_PROMPT": "0",
-        "GCM_INTERACTIVE": "never",
-        **overrides,
-    }
-
-
-def _pinned(root: Path) -> dict[str, str]:
-    """Variables that point every repository lookup at the clone in `root`.
-
-    A parent git process (a hook running the tests, say) exports `GIT_DIR`, `GIT_INDEX_FILE`
-    and the like. GitPython can add variables to the child environment but not remove them,
-    so each is set to the clone's own value (or to an empty, harmless one) instead; the
-    `--git-dir` and `--work-tree` options `GitRunner` passes win over the environment too.
-    `GIT_QUARANTINE_PATH` (set only inside a receive hook) cannot be neutralised this way.
-    """
-    git_dir = root / ".git"
-    return {
-        "GIT_DIR": str(git_dir),
-        "GIT_WORK_TREE": str(root),
-        "GIT_INDEX_FILE": str(git_dir / "index"),
-        "GIT_OBJECT_DIRECTORY": str(git_dir / "objects"),
-        "GIT_COMMON_DIR": str(git_dir),
-        "GIT_CONFIG": str(git_dir / "config"),  # read by `git config` alone
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES": "",
-        "GIT_NAMESPACE": "",
-        "GIT_PREFIX": "",
-        "GIT_CONFIG_PARAMETERS": "",
-        "GIT_CONFIG_COUNT": "0",
-    }
 
 
 @dataclass(frozen=True)
@@ -164,6 +86,19 @@ class GitResult:
     def text(self) -> str:
         """Standard output as text without the trailing newline."""
         return self.stdout.decode("utf-8", errors="replace").rstrip("\n")
+
+
+class AtomicPushUnsupportedError(GitError):
+    """The remote does not take `git push --atomic`; nothing was pushed."""
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A commit a ref points at, with the fields promoter compares."""
+
+    sha: str
+    tree: str
+    parents: tuple[str, ...]
 
 
 class GitRunner:
@@ -183,7 +118,7 @@ class GitRunner:
 
     def __init__(self, root: Path, *, env: Mapping[str, str], redact: Redactor, repo: str) -> None:
         self._root = root
-        self._env = {**env, **_pinned(root)}
+        self._env = {**env, **pinned_environment(root)}
         self._options = (f"--git-dir={root / '.git'}", f"--work-tree={root}")
         self._redact = redact
         self._repo = repo
@@ -314,6 +249,31 @@ class GitRunner:
         )
         return found.text if found.status == 0 else None
 
+    def commits(self, *refs: str) -> dict[str, Commit]:
+        """Return the commits that the full ref names `refs` (`refs/...`) point at, by name.
+
+        One `for-each-ref` instead of a `rev-parse` per ref and field. Absent refs are left
+        out; a ref to another kind of object (an annotated tag) is peeled to its commit.
+        """
+        wanted = set(refs)
+        if not wanted:  # no pattern would list every ref
+            return {}
+        out = self.output("for-each-ref", f"--format={_COMMIT_FIELDS}", *wanted)
+        found: dict[str, Commit] = {}
+        for line in out.decode("utf-8", errors="surrogateescape").split("\n"):
+            if not line:
+                continue
+            name, kind, sha, tree, parents = line.split("\0")
+            if name not in wanted:  # a pattern also matches the refs below it
+                continue
+            if kind != "commit":
+                peeled = self.sha(name)
+                if peeled is None:
+                    continue
+                sha, tree, parents = peeled, self.tree(peeled), " ".join(self.parents(peeled))
+            found[name] = Commit(sha, tree, tuple(parents.split()))
+        return found
+
     def tree(self, sha: str) -> str:
         """Return the tree sha of commit `sha`."""
         return self.run("rev-parse", f"{sha}^{{tree}}")
@@ -340,7 +300,9 @@ class GitRunner:
             raise ValueError("a commit message must not be empty")
         return self.run("commit-tree", tree, "-p", parent, "-m", text)
 
-    def push(self, sha: str, ref: str, *, lease: str | None) -> None:
+    def push(
+        self, sha: str, ref: str, *, lease: str | None, guard: tuple[str, str] | None = None
+    ) -> None:
         """Push `sha` to `ref` on origin and check the remote accepted it.
 
         Args:
@@ -348,21 +310,39 @@ class GitRunner:
             ref: The full remote ref (`refs/heads/...`).
             lease: None for a plain (fast-forward only) push; otherwise force with a lease
                 on the tip seen at fetch, `""` meaning the ref must not exist yet.
+            guard: `(other_ref, other_sha)`: push only if `other_ref` is still `other_sha` on
+                the remote. Pushed atomically as a no-op update with a lease (it can never
+                move `other_ref`), so a moved `other_ref` rejects the whole push.
 
         Raises:
-            PushRejectedError: The remote refused the ref (moved, lease failed, a hook refused).
+            PushRejectedError: The remote refused the ref (moved, lease failed, a hook refused,
+                the guard ref moved).
+            AtomicPushUnsupportedError: `guard` was given but the remote has no atomic pushes.
             TransientError: The remote is unreachable.
             GitError: The push failed otherwise (credentials, a missing repository).
         """
         args = ["push", "--porcelain"]
+        refspecs = [f"{sha}:{ref}"]
         if lease is not None:
             args.append(f"--force-with-lease={ref}:{lease}")
-        result = self.call(*args, "origin", f"{sha}:{ref}", network=True)
+        if guard is not None:
+            guard_ref, guard_sha = guard
+            args += ["--atomic", f"--force-with-lease={guard_ref}:{guard_sha}"]
+            refspecs.append(f"{guard_sha}:{guard_ref}")
+        result = self.call(*args, "origin", *refspecs, network=True)
+        if guard is not None and result.status != 0 and _ATOMIC_UNSUPPORTED in result.stderr:
+            raise AtomicPushUnsupportedError(
+                f"{self._repo} does not support atomic pushes; nothing was pushed"
+            )
         flag, summary = _porcelain_status(result.text, ref)
         if result.status == 0 and flag not in {None, "!"}:
             log.info("git.pushed", repo=self._repo, ref=ref, sha=sha, status=summary)
             return
         if flag == "!":
+            if guard is not None:
+                guard_flag, guard_summary = _porcelain_status(result.text, guard[0])
+                if guard_flag == "!":
+                    summary = f"{summary}; {guard[0]} {guard_summary}"
             said = _remote_said(result.stderr)
             detail = f"{summary}; the remote said: {said}" if said else summary
             raise PushRejectedError(
@@ -386,30 +366,3 @@ def _remote_said(stderr: str) -> str:
     hook_lines = [line for line in stderr.splitlines() if line.startswith("remote:")]
     said = (line.removeprefix("remote:").strip() for line in hook_lines)
     return "; ".join(text for text in said if text)
-
-
-class CloneLock:
-    """Exclusive access to one clone: a thread lock, then `flock` on a file beside the clone.
-
-    The lock file is opened anew for each acquisition, so two `CloneLock` objects on the
-    same file (two workspaces, or two processes) exclude each other too.
-
-    Args:
-        lock_file: The file to `flock`; created (with its directory) when missing.
-    """
-
-    def __init__(self, lock_file: Path) -> None:
-        self._file = lock_file
-        self._thread_lock = threading.Lock()
-
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        """Hold the lock for the `with` block."""
-        with self._thread_lock:
-            self._file.parent.mkdir(parents=True, exist_ok=True)
-            with self._file.open("a") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)

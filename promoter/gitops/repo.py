@@ -5,27 +5,38 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import NoReturn, Protocol, TypeVar
 
 import structlog
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
-from promoter.errors import GitError, PromoterError, PushRejectedError
-from promoter.gitops.gitcli import CloneLock, GitRunner, Redactor, clone_dir_name, git_environment
+from promoter.errors import GitError, PromoterError, PushRejectedError, TransientError
+from promoter.gitops.gitcli import (
+    AtomicPushUnsupportedError,
+    CloneLock,
+    GitRunner,
+    Redactor,
+    clone_dir_name,
+    git_environment,
+)
 from promoter.gitops.messages import format_message, parse_trailers
+from promoter.gitops.results import (
+    DEFAULT_AUTHOR,
+    PUSH_ATTEMPTS,
+    Author,
+    BranchResult,
+    Edit,
+    MergeConflict,
+    MergeResult,
+    retrying,
+)
 
 __all__ = [
     "DEFAULT_AUTHOR",
+    "FRESH_FOR",
     "PUSH_ATTEMPTS",
     "Author",
     "BranchResult",
@@ -39,75 +50,24 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-PUSH_ATTEMPTS = 5
-"""How often a rejected push is redone on the fresh remote state before giving up."""
+FRESH_FOR = 1.0
+"""Seconds after a fetch or an accepted push during which the next call may skip its fetch."""
 
-_BACKOFF = 0.1  # first retry waits up to 0.1 s, doubling, full jitter
-_BACKOFF_MAX = 2.0
 _SHA = re.compile(r"[0-9a-f]{7,64}")
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 _T = TypeVar("_T")
-
-Edit = Callable[[Path], None]
-"""Writes files inside the given worktree root; must be repeatable (retries call it again)."""
+_T_co = TypeVar("_T_co", covariant=True)
 
 
-@dataclass(frozen=True)
-class Author:
-    """Identity for commits promoter makes (author and committer)."""
-
-    name: str = "promoter"
-    email: str = "promoter@localhost"
+class _UnconfirmedError(Exception):
+    """An attempt on an unfetched view reached an outcome that no push checked."""
 
 
-@dataclass(frozen=True)
-class BranchResult:
-    """Outcome of `Workspace.prepare_branch`.
+class _Attempt(Protocol[_T_co]):
+    """One try of an operation; `fetched` says whether the view of the remote was just fetched."""
 
-    Attributes:
-        branch: The branch name (without `refs/heads/`).
-        head: Sha of the branch tip after the call (== `base` when `changed` is False).
-        base: Sha of the base tip the branch was built on.
-        changed: The edit changed at least one file relative to base.
-        pushed: This call pushed (False when the remote already had this content on this base).
-    """
-
-    branch: str
-    head: str
-    base: str
-    changed: bool
-    pushed: bool
-
-
-@dataclass(frozen=True)
-class MergeResult:
-    """Outcome of `Workspace.merge`.
-
-    Attributes:
-        sha: The base tip that contains the head.
-        merged: False if the head was already contained in the base (nothing done).
-    """
-
-    sha: str
-    merged: bool
-
-
-DEFAULT_AUTHOR = Author()
-
-
-class MergeConflict(GitError):  # noqa: N818 (the name the runtime catches)
-    """A merge has content conflicts: rebuild the branch on the new base and merge again.
-
-    Attributes:
-        files: The conflicting paths, relative to the worktree root.
-    """
-
-    def __init__(self, message: str, files: list[str]) -> None:
-        super().__init__(message)
-        self.files = files
-
-    def __reduce__(self) -> tuple[type[MergeConflict], tuple[str, list[str]]]:
-        return type(self), (str(self), self.files)
+    def __call__(self, *, fetched: bool) -> _T_co: ...
 
 
 class Workspace:
@@ -119,13 +79,30 @@ class Workspace:
     `cache_root` take turns. Branch, merge and direct commits are pushed checked; a rejected
     push is redone on the fresh remote state up to `PUSH_ATTEMPTS` times.
 
+    Every push is checked against the exact remote state it was built on: a branch push has a
+    lease on the branch tip it saw and, when the base was not just fetched, an atomic no-op
+    lease on the base tip; a push to the base has a lease on the base tip. That lets a call
+    made within `fresh_for` seconds of this workspace's last fetch or accepted push skip its
+    fetch: if the remote moved meanwhile, the push is rejected and the call is redone at once
+    on a fetched view. An outcome no push checks (nothing to change, already merged, a
+    conflict, an error) is never taken from an unfetched view: it is redone on a fetched one.
+    Retries after a rejected push always fetch.
+
     Args:
         url: Local path, `file://` or https URL (credentials inside it never reach errors or logs).
         cache_root: Directory holding the clones.
         author: Author and committer of the commits made here.
+        fresh_for: Seconds a fetch or accepted push lets the next call skip its fetch (0: never).
     """
 
-    def __init__(self, url: str, cache_root: Path, *, author: Author = DEFAULT_AUTHOR) -> None:
+    def __init__(
+        self,
+        url: str,
+        cache_root: Path,
+        *,
+        author: Author = DEFAULT_AUTHOR,
+        fresh_for: float = FRESH_FOR,
+    ) -> None:
         self._url = url
         self._redact = Redactor.for_url(url)
         self._name = self._redact(url)
@@ -143,6 +120,9 @@ class Workspace:
         )
         self._git = self._runner(self._path)
         self._origin_checked = False
+        self._fresh_for = fresh_for
+        self._fresh_until = 0.0  # time.monotonic() before which the view counts as fresh
+        self._atomic = True  # False once the remote turned down an atomic push
 
     def __repr__(self) -> str:
         return f"Workspace({self._name!r}, {str(self._root)!r})"
@@ -160,7 +140,8 @@ class Workspace:
             TransientError: The remote is unreachable (every method may raise this).
         """
         with self._session():
-            tip = self._fetch_base(base)
+            self._fetch()
+            tip = self._base_tip(base)
             self._checkout(tip)
             return tip
 
@@ -169,32 +150,35 @@ class Workspace:
 
         Idempotent: no change pushes nothing, and a remote branch that already is this
         content on this base is returned as is. Otherwise the branch is rebuilt and pushed
-        with a lease on the tip seen at fetch; rejections are redone on fresh state.
+        with a lease on the tip seen (and, on an unfetched view, on the base tip too);
+        rejections are redone on fresh state.
 
         Raises:
             PushRejectedError: The remote still refused after `PUSH_ATTEMPTS` attempts.
             GitError: The base branch is missing or git failed.
         """
+        base_ref, branch_ref = f"refs/remotes/origin/{base}", f"refs/remotes/origin/{branch}"
 
-        def attempt() -> BranchResult:
-            base_sha = self._fetch_base(base)
-            seen = self._git.sha(f"refs/remotes/origin/{branch}")
-            self._checkout(base_sha)
+        def attempt(*, fetched: bool) -> BranchResult:
+            found = self._git.commits(base_ref, branch_ref)
+            tip = found.get(base_ref) or self._missing_base(base)
+            seen = found.get(branch_ref)
+            self._checkout(tip.sha)
             tree = self._stage(edit)
-            if tree == self._git.tree(base_sha):
-                return BranchResult(branch, base_sha, base_sha, changed=False, pushed=False)
-            if (
-                seen is not None
-                and self._git.parents(seen) == [base_sha]
-                and self._git.tree(seen) == tree
-            ):
-                return BranchResult(branch, seen, base_sha, changed=True, pushed=False)
-            head = self._git.commit_tree(tree, base_sha, message)
-            self._git.push(head, f"refs/heads/{branch}", lease=seen or "")
-            return BranchResult(branch, head, base_sha, changed=True, pushed=True)
+            if tree == tip.tree:
+                self._confirm(fetched)
+                return BranchResult(branch, tip.sha, tip.sha, changed=False, pushed=False)
+            if seen is not None and seen.parents == (tip.sha,) and seen.tree == tree:
+                self._confirm(fetched)
+                return BranchResult(branch, seen.sha, tip.sha, changed=True, pushed=False)
+            head = self._git.commit_tree(tree, tip.sha, message)
+            guard = None if fetched else (f"refs/heads/{base}", tip.sha)
+            self._push(head, f"refs/heads/{branch}", lease=seen.sha if seen else "", guard=guard)
+            return BranchResult(branch, head, tip.sha, changed=True, pushed=True)
 
         with self._session():
-            return _retrying(attempt)
+            # The branch's lease does not cover the base: skipping the fetch needs the guard.
+            return self._attempts(attempt, reuse=self._atomic and branch != base)
 
     def merge(self, head: str, base: str, message: str) -> MergeResult:
         """Merge `head` into `base` with a merge commit (`--no-ff`) and push it.
@@ -207,10 +191,13 @@ class Workspace:
             PushRejectedError: The remote still refused after `PUSH_ATTEMPTS` attempts.
         """
 
-        def attempt() -> MergeResult:
-            tip = self._fetch_base(base)
-            head_sha = self._resolve(head)
+        def attempt(*, fetched: bool) -> MergeResult:
+            tip = self._base_tip(base)
+            head_sha = self._resolve(head) if fetched else self._git.sha(head)
+            if head_sha is None:  # unknown locally: fetch and look again
+                raise _UnconfirmedError
             if self._git.is_ancestor(head_sha, tip):
+                self._confirm(fetched)
                 return MergeResult(tip, merged=False)
             self._checkout(tip)
             merging = self._git.call(
@@ -219,12 +206,13 @@ class Workspace:
             )
             if merging.status != 0:
                 self._merge_failed(head_sha, base, merging.stderr)
-            merged = self._git.run("rev-parse", "HEAD")
-            self._git.push(merged, f"refs/heads/{base}", lease=None)
+            merged = self._detached_head() or self._git.run("rev-parse", "HEAD")
+            self._push(merged, f"refs/heads/{base}", lease=tip)
             return MergeResult(merged, merged=True)
 
         with self._session():
-            return _retrying(attempt)
+            # Only a full sha names the same commit whatever the view; a ref name needs a fetch.
+            return self._attempts(attempt, reuse=_FULL_SHA.fullmatch(head) is not None)
 
     def commit_to_base(self, base: str, edit: Edit, message: str) -> str | None:
         """Commit `edit` directly on `base` and push it (used for rollbacks).
@@ -237,23 +225,24 @@ class Workspace:
             GitError: The base branch is missing or git failed.
         """
 
-        def attempt() -> str | None:
-            tip = self._fetch_base(base)
+        def attempt(*, fetched: bool) -> str | None:
+            tip = self._base_tip(base)
             self._checkout(tip)
             tree = self._stage(edit)
             if tree == self._git.tree(tip):
+                self._confirm(fetched)
                 return None
             sha = self._git.commit_tree(tree, tip, message)
-            self._git.push(sha, f"refs/heads/{base}", lease=None)
+            self._push(sha, f"refs/heads/{base}", lease=tip)
             return sha
 
         with self._session():
-            return _retrying(attempt)
+            return self._attempts(attempt, reuse=True)
 
     def remote_branch(self, branch: str) -> str | None:
         """Fetch and return the sha of `origin/<branch>`, or None if it does not exist."""
         with self._session():
-            self._git.fetch()
+            self._fetch()
             return self._git.sha(f"refs/remotes/origin/{branch}")
 
     def read_file(self, ref: str, path: str) -> str | None:
@@ -337,22 +326,97 @@ class Workspace:
             raise
         staging.rename(self._path)
         self._origin_checked = True
+        self._mark_fresh()
         log.info("git.cloned", repo=self._name, path=str(self._path))
 
-    def _fetch_base(self, base: str) -> str:
+    # -- the view of the remote --------------------------------------------------------
+
+    def _fetch(self) -> None:
         self._git.fetch()
+        self._mark_fresh()
+
+    def _mark_fresh(self) -> None:
+        self._fresh_until = time.monotonic() + self._fresh_for
+
+    def _attempts(self, attempt: _Attempt[_T], *, reuse: bool) -> _T:
+        """Run `attempt` until its push is accepted, fetching before it as needed.
+
+        The first try runs without a fetch (`fetched=False`) when `reuse` is set and the
+        view is fresh. Its result is kept only if it ends in an accepted push (every push is
+        checked against the state it was built on); anything else, including a rejection or
+        an error other than an unreachable remote, is redone at once on a fetched view. Later
+        tries (after a rejected push) always fetch. Any failure makes the view stale.
+        """
+        tries = 0
+
+        def once() -> _T:
+            nonlocal tries
+            tries += 1
+            if tries == 1 and reuse and time.monotonic() < self._fresh_until:
+                try:
+                    return attempt(fetched=False)
+                except PushRejectedError as exc:
+                    reason: Exception = exc
+                except TransientError:  # the remote is unreachable: a fetch would not help
+                    raise
+                except Exception as exc:  # noqa: BLE001 (redone on a fetched view, raised again if real)
+                    reason = exc
+                log.debug("git.unfetched_view_redone", repo=self._name, reason=repr(reason))
+            self._fetch()
+            return attempt(fetched=True)
+
+        try:
+            return retrying(once)
+        except BaseException:
+            self._fresh_until = 0.0
+            raise
+
+    @staticmethod
+    def _confirm(fetched: bool) -> None:
+        """Refuse an outcome that pushes nothing unless the view was just fetched."""
+        if not fetched:
+            raise _UnconfirmedError
+
+    def _push(
+        self, sha: str, ref: str, *, lease: str | None, guard: tuple[str, str] | None = None
+    ) -> None:
+        try:
+            self._git.push(sha, ref, lease=lease, guard=guard)
+        except AtomicPushUnsupportedError:
+            self._atomic = False  # branch calls fetch from now on
+            log.info("git.no_atomic_push", repo=self._name)
+            raise
+        self._mark_fresh()
+
+    def _base_tip(self, base: str) -> str:
         tip = self._git.sha(f"refs/remotes/origin/{base}")
-        if tip is None:
-            raise GitError(
-                f"branch {base!r} does not exist on {self._name}; "
-                "create it there or fix the base branch in the pipeline"
-            )
-        return tip
+        return tip if tip is not None else self._missing_base(base)
+
+    def _missing_base(self, base: str) -> NoReturn:
+        raise GitError(
+            f"branch {base!r} does not exist on {self._name}; "
+            "create it there or fix the base branch in the pipeline"
+        )
+
+    # -- the worktree -------------------------------------------------------------------
 
     def _checkout(self, sha: str) -> None:
-        self._git.run("checkout", "--quiet", "--force", "--detach", sha)
+        if self._detached_head() is None:  # a new clone's unborn branch: detach once
+            self._git.run("checkout", "--quiet", "--force", "--detach", sha)
         self._git.run("reset", "--quiet", "--hard", sha)
         self._git.run("clean", "-ffdxq")
+
+    def _detached_head(self) -> str | None:
+        """The sha in `.git/HEAD` when HEAD is detached (as this clone keeps it), else None.
+
+        Read from the file to save a git call; a symbolic HEAD, or one kept in another ref
+        storage format, gives None and the caller asks git.
+        """
+        try:
+            text = (self._path / ".git" / "HEAD").read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text if _FULL_SHA.fullmatch(text) else None
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -362,7 +426,7 @@ class Workspace:
     def _resolve(self, ref: str) -> str:
         sha = self._git.sha(ref)
         if sha is None:
-            self._git.fetch()
+            self._fetch()
             sha = self._git.sha(ref)
         if sha is None and _SHA.fullmatch(ref):  # an unadvertised commit the server may serve
             self._git.call("fetch", "--quiet", "origin", ref, network=True)
@@ -395,23 +459,3 @@ class Workspace:
                 conflicts,
             )
         raise GitError(f"git merge of {head[:12]} into {base} of {self._name} failed: {stderr}")
-
-
-def _retrying(attempt: Callable[[], _T]) -> _T:
-    """Run `attempt`, redoing it while pushes are rejected, at most `PUSH_ATTEMPTS` times."""
-    retrying = Retrying(
-        stop=stop_after_attempt(PUSH_ATTEMPTS),
-        wait=wait_random_exponential(multiplier=_BACKOFF, max=_BACKOFF_MAX),
-        retry=retry_if_exception_type(PushRejectedError),
-        before_sleep=_log_retry,
-        reraise=True,
-    )
-    try:
-        return retrying(attempt)
-    except PushRejectedError as exc:
-        raise PushRejectedError(f"{exc} (gave up after {PUSH_ATTEMPTS} attempts)") from None
-
-
-def _log_retry(state: RetryCallState) -> None:
-    error = state.outcome.exception() if state.outcome else None
-    log.warning("git.push_retry", attempt=state.attempt_number, error=str(error))
