@@ -11,20 +11,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from gitfixtures import make_remote, remote_log
 
 from promoter.core.loader import load_pipelines
 from promoter.runtime.app import Runtime, load_targets, publish_pipelines
 from promoter.runtime.bus import Bus, BusOptions, connect
-from promoter.runtime.emit import health_event, image_event, model_event, review_event
+from promoter.runtime.emit import health_event, image_event, model_event
 from promoter.runtime.natsserver import EmbeddedServer
 from promoter.runtime.options import WorkerOptions
 from promoter.runtime.report import status
 from promoter.runtime.store import StateStore
 from promoter.runtime.worker import Worker
-from promoter.scm.base import PullRequest, Review
+from promoter.scm.base import PullRequest
 
 __all__ = ["FakeClock", "Harness", "pipeline_yaml"]
 
@@ -230,23 +230,15 @@ class Harness:
         )
 
     async def approve(
-        self, pipeline: str, env: str, user: str = "alice", verdict: str = "approved"
+        self,
+        pipeline: str,
+        env: str,
+        user: str = "alice",
+        verdict: Literal["approved", "changes_requested"] = "approved",
     ) -> PullRequest:
         """Review the env's PR as `promoter approve` (or `reject`) does."""
         runtime = Runtime(self.bus, self.root / "state-cli", self.clock)
-        review = Review.model_validate(
-            {"user": user, "state": verdict, "head": "", "at": self.clock()}
-        )
-        pr = await runtime.prs.review(pipeline, env, review)
-        data = {
-            "pipeline": pipeline,
-            "environment": env,
-            "reviewer": user,
-            "state": verdict,
-            "bundle": pr.bundle,
-            "pr": pr.number,
-        }
-        await self.bus.publish_event(review_event(data, now=self.clock()))
+        pr, _ = await runtime.review(pipeline, env, user, verdict)
         return pr
 
     # --- observing --------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from promoter.core.observations import (
 from promoter.core.state import Bundle, EnvState, PendingPR, PipelineState, bundle_id
 from promoter.core.versions import better, candidate_for, matching_artifacts
 
-__all__ = ["Plan", "plan"]
+__all__ = ["Plan", "candidate", "plan"]
 
 _REFUSED = "rolled back here or its PR was closed unmerged; waiting for a newer bundle"
 
@@ -235,14 +235,7 @@ class _Planner:
     # --- reconciliation -----------------------------------------------------------------
 
     def candidate(self, rules: EnvRules) -> Bundle | None:
-        """Root environments take the newest bundle; others the bundle live in every upstream."""
-        if not rules.upstreams:
-            return self.state.latest
-        lives = [self.state.env(u).live for u in rules.upstreams]
-        first = lives[0]
-        if first is None or any(b is None or b.id != first.id for b in lives):
-            return None
-        return first
+        return candidate(rules, self.state)
 
     def close_stale(self, rules: EnvRules, env: EnvState) -> None:
         pending = env.pending
@@ -324,6 +317,17 @@ class _Planner:
     def reconcile(self) -> None:
         for rules in self.compiled.envs:
             self.reconcile_env(rules)
+
+
+def candidate(rules: EnvRules, state: PipelineState) -> Bundle | None:
+    """Root environments take the newest bundle; others the bundle live in every upstream."""
+    if not rules.upstreams:
+        return state.latest
+    lives = [state.env(u).live for u in rules.upstreams]
+    first = lives[0]
+    if first is None or any(b is None or b.id != first.id for b in lives):
+        return None
+    return first
 
 
 def _versions(bundle: Bundle) -> str:

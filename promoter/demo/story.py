@@ -16,11 +16,10 @@ from typing import Any, TextIO
 from promoter.errors import ConfigurationError, TransientError
 from promoter.runtime.app import Runtime, load_targets, publish_pipelines, utc_now
 from promoter.runtime.bus import Bus, connect
-from promoter.runtime.emit import health_event, image_event, model_event, review_event
+from promoter.runtime.emit import health_event, image_event, model_event
 from promoter.runtime.natsserver import EmbeddedServer
 from promoter.runtime.options import WorkerOptions
 from promoter.runtime.report import status, status_table
-from promoter.scm.base import Review
 
 __all__ = ["run_demo", "seed_repository"]
 
@@ -114,17 +113,7 @@ class Story:
 
     async def approve(self, env: str, user: str) -> None:
         """Approve the env's PR as `user`, as `promoter approve` does."""
-        review = Review(user=user, state="approved", head="", at=utc_now())
-        pr = await self.runtime.prs.review("shop", env, review)
-        data = {
-            "pipeline": "shop",
-            "environment": env,
-            "reviewer": user,
-            "state": "approved",
-            "bundle": pr.bundle,
-            "pr": pr.number,
-        }
-        await self.emit(review_event(data, now=utc_now()))
+        pr, _ = await self.runtime.review("shop", env, user, "approved")
         self.say(f"{user} approves PR #{pr.number}")
 
     async def release(self, version: str, number: int) -> None:

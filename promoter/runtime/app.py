@@ -7,10 +7,11 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Literal
 
 import structlog
 
@@ -19,9 +20,11 @@ from promoter.core.loader import load_pipelines
 from promoter.errors import ConfigurationError
 from promoter.runtime.bus import Bus, BusOptions, connect
 from promoter.runtime.effects import EffectRunner, Target, Workspaces, resolve_repository
+from promoter.runtime.emit import review_event
 from promoter.runtime.natsserver import StateDirServer
 from promoter.runtime.options import WorkerOptions
 from promoter.runtime.worker import Worker
+from promoter.scm.base import PullRequest, Review
 from promoter.scm.local import LocalPullRequests, is_local_url
 from promoter.settings import Settings
 
@@ -122,6 +125,33 @@ class Runtime:
         self.workspaces = Workspaces(state_dir / "repos")
         self.prs = LocalPullRequests(bus.prs, bus.js, self.workspaces, clock)
         self.runner = EffectRunner(self.workspaces, lambda _url: self.prs)
+
+    async def review(
+        self,
+        pipeline: str,
+        environment: str,
+        user: str,
+        verdict: Literal["approved", "changes_requested"],
+        *,
+        teams: Sequence[str] = (),
+        comment: str = "",
+    ) -> tuple[PullRequest, dict[str, Any]]:
+        """Record a review on the environment's open local PR and publish it for the planner."""
+        now = self.clock()
+        review = Review(user=user, teams=list(teams), state=verdict, head="", body=comment, at=now)
+        pr = await self.prs.review(pipeline, environment, review)
+        data = {
+            "pipeline": pipeline,
+            "environment": environment,
+            "reviewer": user,
+            "teams": list(teams),
+            "state": verdict,
+            "bundle": pr.bundle,
+            "pr": pr.number,
+        }
+        event = review_event(data, now=now)
+        await self.bus.publish_event(event)
+        return pr, event
 
     def worker(
         self, targets: dict[str, Target], options: WorkerOptions, name: str | None = None

@@ -7,7 +7,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from promoter.runtime.app import (
     Runtime,
@@ -28,10 +28,8 @@ from promoter.runtime.emit import (
     image_event,
     model_event,
     pairs,
-    review_event,
 )
 from promoter.runtime.report import explain, history, pr_rows, status, status_table
-from promoter.scm.base import Review
 from promoter.settings import Settings
 
 __all__ = ["add_runtime_commands"]
@@ -146,28 +144,21 @@ async def _prs(args: argparse.Namespace, bus: Bus) -> int:
 
 async def _review(args: argparse.Namespace, bus: Bus) -> int:
     runtime = Runtime(bus, Path(args.state_dir or args.settings.state_dir))
-    verdict = "approved" if args.command == "approve" else "changes_requested"
-    user = args.as_user or current_user()
-    review = Review(
-        user=user,
-        teams=args.team or [],
-        state=verdict,
-        head="",
-        body=args.comment or "",
-        at=utc_now(),
+    verdict: Literal["approved", "changes_requested"] = (
+        "approved" if args.command == "approve" else "changes_requested"
     )
-    pr = await runtime.prs.review(args.pipeline, args.environment, review)
-    data = {
-        "pipeline": args.pipeline,
-        "environment": args.environment,
-        "reviewer": user,
-        "teams": args.team or [],
-        "state": verdict,
-        "bundle": pr.bundle,
-        "pr": pr.number,
-    }
+    user = args.as_user or current_user()
+    pr, event = await runtime.review(
+        args.pipeline,
+        args.environment,
+        user,
+        verdict,
+        teams=args.team or [],
+        comment=args.comment or "",
+    )
     print(f"PR #{pr.number} {verdict.replace('_', ' ')} by {user}")
-    return await _publish(bus, review_event(data, now=utc_now()))
+    print(f"{event['type']} {event['id']}: published")
+    return 0
 
 
 async def _operate(args: argparse.Namespace, bus: Bus) -> int:

@@ -33,7 +33,6 @@ class Consumer:
         self.bus = bus
         self.options = options
         self.stopping = stopping
-        self.resubscribed = 0
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         return await self.bus.js.pull_subscribe_bind(durable=CONSUMER, stream=EVENTS_STREAM)
@@ -79,7 +78,6 @@ class Consumer:
 
     async def _drop(self, sub: JetStreamContext.PullSubscription | None) -> None:
         if sub is not None:
-            self.resubscribed += 1
             try:
                 await sub.unsubscribe()
             except Exception:

@@ -75,7 +75,7 @@ def wait_for_port(
     raise TransientError(f"nats-server did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
-def _config(port: int, store: Path, *, monitor_port: int | None, sync_always: bool) -> str:
+def _config(port: int, store: Path, *, sync_always: bool) -> str:
     lines = [
         'listen: "127.0.0.1:%d"' % port,  # noqa: UP031 (braces of the config would need escaping)
         "jetstream {",
@@ -84,8 +84,6 @@ def _config(port: int, store: Path, *, monitor_port: int | None, sync_always: bo
         "  sync_interval: always" if sync_always else "",
         "}",
     ]
-    if monitor_port is not None:
-        lines.append(f'http: "127.0.0.1:{monitor_port}"')
     return "\n".join(lines) + "\n"
 
 
@@ -119,7 +117,6 @@ class EmbeddedServer:
             _config(
                 self.port,
                 self.data_dir / "jetstream",
-                monitor_port=None,
                 sync_always=self.sync_always,
             )
         )
@@ -148,12 +145,6 @@ class EmbeddedServer:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,8 @@ from promoter.core.compiled import CompiledPipeline, compile_pipeline
 from promoter.core.durations import format_duration
 from promoter.core.gates import merge_gates, proposal_gates
 from promoter.core.loader import load_text
-from promoter.core.state import Bundle, PipelineState
+from promoter.core.planner import candidate as next_candidate
+from promoter.core.state import PipelineState
 from promoter.errors import ConfigurationError
 from promoter.runtime.bus import AUDIT_STREAM, PIPELINE_BUCKET, Bus, kv_keys
 from promoter.runtime.store import Record, StateStore
@@ -122,22 +124,15 @@ def status_table(document: dict[str, Any]) -> list[str]:
             rows.append(
                 (pipeline["name"], env["name"], _versions(env["live"]), env["health"], pr, state)
             )
+    return _aligned(rows)
+
+
+def _aligned(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """Rows as text columns; the last column is not padded."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return [
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows
     ]
-
-
-def _candidate(compiled: CompiledPipeline, state: PipelineState, env: str) -> Bundle | None:
-    rules = compiled.rules(env)
-    if rules is None:
-        return None
-    if not rules.upstreams:
-        return state.latest
-    lives = [state.env(u).live for u in rules.upstreams]
-    if lives and all(b is not None and lives[0] is not None and b.id == lives[0].id for b in lives):
-        return lives[0]
-    return None
 
 
 async def explain(bus: Bus, pipeline: str, env: str, now: datetime) -> list[str]:
@@ -193,7 +188,7 @@ def _explain_candidate(
     if compiled is None:
         return ["  (pipeline definition not published by a worker; gates not evaluated)"]
     rules = compiled.rules(env)
-    candidate = _candidate(compiled, state, env)
+    candidate = next_candidate(rules, state) if rules is not None else None
     if rules is None or candidate is None:
         ups = ", ".join(rules.upstreams) if rules and rules.upstreams else "events"
         return [f"  candidate: none (waiting for a bundle live in {ups})"]
@@ -267,7 +262,4 @@ def pr_rows(prs: list[PullRequest]) -> list[str]:
         )
         for pr in prs
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    return [
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows
-    ]
+    return _aligned(rows)

@@ -73,7 +73,6 @@ class Record(BaseModel):
     applied: list[str] = Field(default_factory=list, description="Event keys already planned.")
     decisions: int = 0
     wakeup: datetime | None = None
-    retry_at: datetime | None = None
     prs: dict[str, PullRef] = Field(default_factory=dict)
     errors: dict[str, str] = Field(default_factory=dict, description="env -> failed effect")
     updated_at: datetime | None = None
@@ -175,7 +174,10 @@ class Leases:
         return int(await self.kv.update(name, body, last=revision))
 
     async def acquire(self, name: str) -> Lease | None:
-        """Take the lease on `name` if it is free, expired, or already ours; None if busy."""
+        """Take the lease on `name` if it is free or expired; None if busy (even if held by us).
+
+        Not re-entrant: two tasks of one worker exclude each other like two workers do.
+        """
         try:
             entry = await self.kv.get(name)
             revision = int(entry.revision or 0)
@@ -183,7 +185,7 @@ class Leases:
         except KeyNotFoundError:
             revision, holder = 0, {}
         expired = holder.get("expires", 0) <= self.now()
-        if revision and holder.get("owner") != self.owner and not expired:
+        if revision and not expired:
             return None
         try:
             return Lease(self, name, await self.write(name, revision))

@@ -79,7 +79,7 @@ class Worker:
         self.failpoints = Failpoints.parse(self.options.failpoints)
         self.stopping = asyncio.Event()
         self.processed = 0
-        # One coroutine per pipeline inside this process; the KV lease excludes other processes.
+        # Tasks of this worker queue for a pipeline here instead of polling its KV lease.
         self.local: dict[str, asyncio.Lock] = {}
 
     # --- lifecycle ----------------------------------------------------------------------
