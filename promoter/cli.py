@@ -13,6 +13,7 @@ from promoter.core.compiled import compile_pipeline
 from promoter.core.loader import validate_paths
 from promoter.demo import add_demo_command
 from promoter.errors import PromoterError
+from promoter.gateway.commands import add_gateway_commands
 from promoter.log import configure_logging
 from promoter.runtime.commands import add_runtime_commands
 from promoter.schemas import check_schemas, write_schemas
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.set_defaults(handler=_cmd_simulate)
     add_runtime_commands(commands)
+    add_gateway_commands(commands)
     add_demo_command(commands)
     return parser
 

@@ -8,7 +8,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from promoter.core.events import HealthEvent, ImageEvent, ModelEvent, OperatorEvent, ReviewEvent
+from promoter.core.events import (
+    HealthEvent,
+    ImageEvent,
+    ModelEvent,
+    OperatorEvent,
+    PullClosedEvent,
+    ReviewEvent,
+)
 from promoter.core.pipeline import Pipeline
 
 __all__ = ["SCHEMAS", "check_schemas", "render_schemas", "write_schemas"]
@@ -20,6 +27,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "event-model-registered.schema.json": ModelEvent,
     "event-health-signal.schema.json": HealthEvent,
     "event-pr-reviewed.schema.json": ReviewEvent,
+    "event-pr-closed.schema.json": PullClosedEvent,
     "event-operator-command.schema.json": OperatorEvent,
 }
 

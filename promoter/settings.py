@@ -5,12 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from promoter.errors import ConfigurationError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "SourceSettings", "load_settings"]
+
+
+class SourceSettings(BaseModel):
+    """One webhook source's settings: `PROMOTER_SOURCES__<NAME>__<FIELD>`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret: SecretStr | None = Field(
+        None, description="Shared secret: HMAC key (github, mlflow) or Authorization token."
+    )
+    secret_file: Path | None = Field(None, description="File holding the secret (preferred).")
+    registry: str | None = Field(
+        None, description="Registry host for image names (docker-distribution, harbor, github)."
+    )
+    pipeline_label: str = Field("promoter_pipeline", description="alertmanager: pipeline label.")
+    environment_label: str = Field("promoter_env", description="alertmanager: environment label.")
+    max_age: float = Field(
+        3600.0, gt=0, description="mlflow: seconds a signed delivery stays acceptable."
+    )
 
 
 class Settings(BaseSettings):
@@ -32,6 +51,14 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Seconds a dead worker's pipeline lease lasts."
     )
     dedup_window: float = Field(120.0, gt=0, description="Seconds same source+id events dedupe.")
+    gateway_host: str = Field("127.0.0.1", description="Address `promoter gateway` listens on.")
+    gateway_port: int = Field(8080, ge=0, le=65535, description="Port of `promoter gateway`.")
+    gateway_max_body: int = Field(
+        1024 * 1024, gt=0, description="Largest webhook body accepted, in bytes (else 413)."
+    )
+    sources: dict[str, SourceSettings] = Field(
+        default_factory=dict, description="Webhook sources by name (underscores for dashes)."
+    )
     failpoints: str = Field("", description="Chaos testing only: NAME:COUNT crash points.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
@@ -39,6 +66,14 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: console on a terminal, JSON otherwise."
     )
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _source_names(cls, value: object) -> object:
+        """`DOCKER_DISTRIBUTION` in a variable name means the source `docker-distribution`."""
+        if isinstance(value, dict):
+            return {str(k).lower().replace("_", "-"): v for k, v in value.items()}
+        return value
 
 
 def load_settings() -> Settings:

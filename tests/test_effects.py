@@ -65,6 +65,13 @@ async def test_a_conflicting_base_rebuilds_the_branch_and_merges(bus: Bus, tmp_p
     opened = await runtime.runner.carry_out(shop, effect("open-pr", "prod", b1))
     assert opened.pr is not None
     first_head = opened.pr.head
+    described = await runtime.prs.current("shop", "prod")
+    assert described is not None  # its body names the bundle, for SCM webhooks to read back
+    assert parse_trailers(described.body) == {
+        "Promoter-Pipeline": "shop",
+        "Promoter-Environment": "prod",
+        "Promoter-Bundle": "b1",
+    }
     # someone edits the very line promoter changes, on main, after the branch was built
     commit_to_remote(
         remote,

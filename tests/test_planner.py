@@ -6,7 +6,17 @@ from datetime import timedelta
 
 from builders import T0, Driver, actions, compiled, health, image, model
 
-from promoter.core.observations import Approved, ChangesRequested, Closed, Held, Resumed
+from promoter.core.events import parse_event
+from promoter.core.observations import (
+    Approved,
+    ChangesRequested,
+    Closed,
+    Held,
+    Merged,
+    Observation,
+    Resumed,
+    observe_event,
+)
 
 CHAIN = """
 apiVersion: promoter/v1
@@ -271,3 +281,33 @@ def test_stale_pr_is_closed_when_its_bundle_is_rolled_back_upstream() -> None:
     assert driver.live("staging") == {"api": "1.0.0", "ranker": "1"}
     assert actions(decisions, "prod")[0] == "close-pr"
     assert driver.state.envs["prod"].pending is None
+
+
+def test_pr_closed_events_from_the_scm_merge_or_refuse_the_pending_bundle() -> None:
+    auto_off = CHAIN.replace(
+        "    - name: dev\n      auto: true", "    - name: dev\n      auto: false"
+    )
+    driver = started(auto_off)
+    pending = driver.state.envs["dev"].pending
+    assert pending is not None
+
+    def closed(merged: bool, bundle: str) -> Observation:
+        event = parse_event(
+            {
+                "specversion": "1.0",
+                "id": f"d-{merged}-{bundle}",
+                "source": "/hooks/github",
+                "type": "promoter.pr.closed",
+                "data": {"pipeline": "shop", "environment": "dev", "bundle": bundle,
+                         "merged": merged, "pr": 7, "by": "bob"},
+            }
+        )  # fmt: skip
+        return observe_event(event, driver.now)
+
+    assert closed(merged=True, bundle=pending.bundle.id) == Merged("shop", "dev", pending.bundle.id)
+    assert closed(merged=False, bundle="other") == Closed("shop", "dev", "other")
+    assert driver.feed(closed(merged=True, bundle="an-older-bundle")) == []
+    assert driver.live("dev") is None
+    driver.feed(closed(merged=True, bundle=pending.bundle.id))
+    assert driver.live("dev") == pending.bundle.summary()
+    assert driver.state.envs["dev"].pending is None

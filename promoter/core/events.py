@@ -13,11 +13,13 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from promoter.errors import EventError
 
 __all__ = [
+    "DIGEST_PATTERN",
     "EVENT_TYPES",
     "HEALTH_SIGNAL",
     "IMAGE_BUILT",
     "MODEL_REGISTERED",
     "OPERATOR_COMMAND",
+    "PR_CLOSED",
     "PR_REVIEWED",
     "CloudEvent",
     "HealthEvent",
@@ -29,6 +31,8 @@ __all__ = [
     "OperatorCommand",
     "OperatorEvent",
     "PromoterEvent",
+    "PullClosed",
+    "PullClosedEvent",
     "PullReview",
     "ReviewEvent",
     "content_id",
@@ -40,6 +44,7 @@ IMAGE_BUILT = "promoter.image.built"
 MODEL_REGISTERED = "promoter.model.registered"
 HEALTH_SIGNAL = "promoter.health.signal"
 PR_REVIEWED = "promoter.pr.reviewed"
+PR_CLOSED = "promoter.pr.closed"
 OPERATOR_COMMAND = "promoter.operator.command"
 DIGEST_PATTERN = r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$"
 HealthStatus = Literal["healthy", "progressing", "degraded", "unknown"]
@@ -103,6 +108,18 @@ class PullReview(_Data):
         None, description="Bundle id the review is for; a review of an older bundle is ignored."
     )
     pr: int | None = Field(None, description="PR number, for the record.")
+
+
+class PullClosed(_Data):
+    """An environment's PR was merged or closed on the SCM (data of `promoter.pr.closed`)."""
+
+    pipeline: str = Field(min_length=1, description="Pipeline name.")
+    environment: str = Field(min_length=1, description="Environment name.")
+    bundle: str = Field(min_length=1, description="Bundle id the PR carried.")
+    merged: bool = Field(description="True if merged, false if closed without merging.")
+    pr: int | None = Field(None, description="PR number, for the record.")
+    sha: str | None = Field(None, description="The merge commit, when merged.")
+    by: str | None = Field(None, description="Who merged or closed it.")
 
 
 class OperatorCommand(_Data):
@@ -172,6 +189,13 @@ class ReviewEvent(CloudEvent):
     data: PullReview
 
 
+class PullClosedEvent(CloudEvent):
+    """`promoter.pr.closed`."""
+
+    type: Literal["promoter.pr.closed"] = Field(description="promoter.pr.closed")
+    data: PullClosed
+
+
 class OperatorEvent(CloudEvent):
     """`promoter.operator.command`."""
 
@@ -179,12 +203,15 @@ class OperatorEvent(CloudEvent):
     data: OperatorCommand
 
 
-PromoterEvent = ImageEvent | ModelEvent | HealthEvent | ReviewEvent | OperatorEvent
+PromoterEvent = (
+    ImageEvent | ModelEvent | HealthEvent | ReviewEvent | PullClosedEvent | OperatorEvent
+)
 EVENT_TYPES: dict[str, type[PromoterEvent]] = {
     IMAGE_BUILT: ImageEvent,
     MODEL_REGISTERED: ModelEvent,
     HEALTH_SIGNAL: HealthEvent,
     PR_REVIEWED: ReviewEvent,
+    PR_CLOSED: PullClosedEvent,
     OPERATOR_COMMAND: OperatorEvent,
 }
 

@@ -15,6 +15,7 @@ from promoter.core.events import (
     ModelRegistered,
     OperatorCommand,
     PromoterEvent,
+    PullClosedEvent,
     PullReview,
     ReviewEvent,
 )
@@ -214,4 +215,8 @@ def observe_event(event: PromoterEvent, now: datetime) -> Observation:
         return HealthObserved(event.data)
     if isinstance(event, ReviewEvent):
         return _review(event.data)
+    if isinstance(event, PullClosedEvent):
+        closed = event.data
+        kind = Merged if closed.merged else Closed
+        return kind(closed.pipeline, closed.environment, closed.bundle)
     return _command(event.data)

@@ -101,7 +101,7 @@ async def open_bus(
     async with AsyncExitStack() as stack:
         url = nats_url
         if url is None:
-            server = StateDirServer(state_dir, wait=own)
+            server = StateDirServer(state_dir, lasting=own)
             url = await asyncio.to_thread(server.__enter__)
             stack.callback(server.__exit__, None, None, None)
         bus = await connect(url, name=name, options=options)

@@ -77,6 +77,11 @@ class Bus:
     pipelines: KeyValue
     options: BusOptions
 
+    @property
+    def connected(self) -> bool:
+        """Whether the connection to NATS is up right now."""
+        return bool(self.nc.is_connected)
+
     async def publish_event(self, event: dict[str, Any]) -> bool:
         """Publish a CloudEvent on its subject; True if stored, False if a duplicate."""
         subject = subject_for(str(event["type"]))

@@ -32,7 +32,7 @@ from promoter.runtime.emit import (
 from promoter.runtime.report import explain, history, pr_rows, status, status_table
 from promoter.settings import Settings
 
-__all__ = ["add_runtime_commands"]
+__all__ = ["add_runtime_commands", "common_options"]
 
 Action = Callable[[argparse.Namespace, Bus], Awaitable[int]]
 
@@ -173,7 +173,8 @@ async def _operate(args: argparse.Namespace, bus: Bus) -> int:
     return await _publish(bus, command_event(data, now=utc_now()))
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def common_options(parser: argparse.ArgumentParser) -> None:
+    """Add --nats-url and --state-dir, which every command that talks to NATS takes."""
     parser.add_argument(
         "--nats-url",
         metavar="URL",
@@ -191,7 +192,7 @@ def _target(parser: argparse.ArgumentParser) -> None:
 
 
 def _event_options(parser: argparse.ArgumentParser, *, signal: bool = False) -> None:
-    _common(parser)
+    common_options(parser)
     derived = (
         "the content and the time: every signal counts"
         if signal
@@ -252,29 +253,29 @@ def add_runtime_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         description="Run a worker until SIGTERM/SIGINT (then finish the "
         "batch in hand). Without a NATS URL it starts the embedded server.",
     )
-    _common(run)
+    common_options(run)
     run.add_argument("--pipelines", required=True, metavar="DIR", help="pipeline file or directory")
     run.set_defaults(handler=_run)
     _add_emit(commands)
 
     st = commands.add_parser("status", help="what is live, pending and blocked, per environment")
-    _common(st)
+    common_options(st)
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(handler=_connected(_status))
 
     ex = commands.add_parser("explain", help="why an environment holds what it holds")
-    _common(ex)
+    common_options(ex)
     _target(ex)
     ex.set_defaults(handler=_connected(_explain))
 
     hi = commands.add_parser("history", help="the audit trail: one record per decision")
-    _common(hi)
+    common_options(hi)
     hi.add_argument("pipeline", nargs="?", help="only this pipeline")
     hi.add_argument("--json", action="store_true", help="JSON Lines output")
     hi.set_defaults(handler=_connected(_history))
 
     prs = commands.add_parser("prs", help="PRs of the local provider")
-    _common(prs)
+    common_options(prs)
     prs.add_argument("--state", choices=["open", "merged", "closed", "all"], default="all")
     prs.add_argument("--json", action="store_true", help="machine-readable output")
     prs.set_defaults(handler=_connected(_prs))
@@ -283,7 +284,7 @@ def add_runtime_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         review = commands.add_parser(
             name, help=f"{what} the environment's open PR (local provider)"
         )
-        _common(review)
+        common_options(review)
         _target(review)
         review.add_argument("--as", dest="as_user", metavar="USER", help="reviewer (default: you)")
         review.add_argument("--team", action="append", metavar="TEAM", help="reviewer's team")
@@ -298,7 +299,7 @@ def add_runtime_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     }
     for name, text in helps.items():
         op = commands.add_parser(name, help=text, description=text)
-        _common(op)
+        common_options(op)
         _target(op)
         if name in ("promote", "rollback"):
             op.add_argument("--bundle", help="bundle id (see `promoter explain`)")

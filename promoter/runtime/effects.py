@@ -93,11 +93,16 @@ def _trailers(target: Target, environment: str, bundle: Bundle) -> dict[str, str
     }
 
 
-def _body(effect: Effect, bundle: Bundle) -> str:
+def _body(target: Target, effect: Effect, bundle: Bundle) -> str:
+    """The PR description; it ends in the commit trailers, so webhooks can name the bundle."""
     rows = "\n".join(
         f"| {name} | {v.version} | `{v.ref}` |" for name, v in sorted(bundle.versions.items())
     )
-    return f"{effect.reason}\n\n| artifact | version | reference |\n|---|---|---|\n{rows}"
+    table = f"| artifact | version | reference |\n|---|---|---|\n{rows}"
+    trailers = "\n".join(
+        f"{k}: {v}" for k, v in _trailers(target, effect.environment, bundle).items()
+    )
+    return f"{effect.reason}\n\n{table}\n\n{trailers}\n"
 
 
 def _read(path: Path) -> str:
@@ -155,7 +160,7 @@ class EffectRunner:
     async def _open(self, target: Target, effect: Effect, bundle: Bundle) -> PullRequest:
         env = effect.environment
         title = f"promote {target.name} to {env}: {_summary(bundle)}"
-        body = _body(effect, bundle)
+        body = _body(target, effect, bundle)
         message = format_message(title, effect.reason, _trailers(target, env, bundle))
         workspace = self.workspaces(target.repository)
         branch = branch_name(target.name, env)

@@ -12,10 +12,11 @@ import signal
 import socket
 import subprocess
 import sysconfig
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, Any, Self
 
 import structlog
 
@@ -152,47 +153,92 @@ class StateDirServer:
     """The embedded server of a state dir, shared by every command that uses that dir.
 
     The first command to take `nats.lock` starts the server and owns it until it exits; others
-    find its URL in `nats.json`. `promoter run` waits for the lock, so it always owns the server
-    it runs on; short commands (emit, status) start a server only when none is running.
+    find its URL in `nats.json`. Short commands (emit, status) use a running server or start
+    one for themselves. Lasting commands (`run`, `gateway`; `lasting=True`) share a server
+    another lasting command owns, and stand by to take it over, on the same port and data,
+    when that one exits, so their connections carry on; a short command's server they wait
+    out instead.
     """
 
     state_dir: Path
-    wait: bool = False
+    lasting: bool = False
     server: EmbeddedServer | None = field(default=None, init=False)
     _lock: IO[str] | None = field(default=None, init=False)
+    _closing: threading.Event = field(default_factory=threading.Event, init=False)
+    _guard: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _standby: threading.Thread | None = field(default=None, init=False)
+    _took_over: threading.Event = field(default_factory=threading.Event, init=False)
 
     def __enter__(self) -> str:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = (self.state_dir / "nats.lock").open("a+")
-        flags = fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB)
+        self._lock = self._open_lock()
         try:
-            fcntl.flock(self._lock, flags)
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            url = self._running_url()
-            if url is not None:
-                return url
-            fcntl.flock(self._lock, fcntl.LOCK_EX)  # the owner is exiting; take over
-        self.server = EmbeddedServer(self.state_dir / "nats").start()
-        (self.state_dir / "nats.json").write_text(
-            json.dumps({"url": self.server.url, "pid": os.getpid()})
-        )
-        return self.server.url
+            info = self._running()
+            if info is not None and (not self.lasting or info.get("lasting")):
+                if self.lasting:
+                    self._stand_by(int(info["port"]))
+                return str(info["url"])
+            fcntl.flock(self._lock, fcntl.LOCK_EX)  # wait out a short command's server
+        return self._start(port=0)
 
-    def _running_url(self) -> str | None:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            info = json.loads((self.state_dir / "nats.json").read_text())
-            url = str(info["url"])
-            port = int(url.rsplit(":", 1)[1])
+    def _open_lock(self) -> IO[str]:
+        return (self.state_dir / "nats.lock").open("a+")
+
+    def _start(self, port: int) -> str:
+        server = EmbeddedServer(self.state_dir / "nats", port=port).start()
+        with self._guard:
+            self.server = server
+        info = {"url": server.url, "port": server.port, "pid": os.getpid(), "lasting": self.lasting}
+        (self.state_dir / "nats.json").write_text(json.dumps(info))
+        return server.url
+
+    def _stand_by(self, port: int) -> None:
+        """Wait in the background for the owner to exit, then restart its server here."""
+
+        def take_over() -> None:
+            with self._open_lock() as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                self._took_over.set()
+                if self._closing.is_set():
+                    return
+                try:
+                    self._start(port)
+                except (TransientError, OSError):
+                    log.exception("could not take over the embedded nats-server")
+                    return
+                log.info("took over the embedded nats-server", port=port)
+                self._closing.wait()
+                self._stop()
+
+        # A daemon: while it waits for the lock it holds nothing, and exit may abandon it.
+        self._standby = threading.Thread(target=take_over, name="nats-standby", daemon=True)
+        self._standby.start()
+
+    def _running(self) -> dict[str, Any] | None:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            info: dict[str, Any] = json.loads((self.state_dir / "nats.json").read_text())
+            port = int(str(info["url"]).rsplit(":", 1)[1])
+            info.setdefault("port", port)
             with socket.socket() as sock:
                 sock.settimeout(0.5)
                 if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return url
+                    return info
         return None
 
-    def __exit__(self, *exc: object) -> None:
-        if self.server is not None:
-            self.server.stop()
+    def _stop(self) -> None:
+        with self._guard:
+            server, self.server = self.server, None
+        if server is not None:
+            server.stop()
             with contextlib.suppress(OSError):
                 (self.state_dir / "nats.json").unlink()
+
+    def __exit__(self, *exc: object) -> None:
+        self._closing.set()
+        if self._standby is not None and self._took_over.is_set():
+            self._standby.join()  # it may be starting a server: let it finish and stop it
+        self._stop()
         if self._lock is not None:
             self._lock.close()

@@ -1,0 +1,57 @@
+"""Source configurations from settings: secrets read from their files, names checked."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from promoter.errors import ConfigurationError
+from promoter.settings import Settings, SourceSettings
+from promoter.sources.base import SourceConfig
+from promoter.sources.registry import SOURCES
+
+__all__ = ["read_secret", "source_config", "source_configs"]
+
+
+def read_secret(path: Path, what: str) -> str:
+    """The secret in `path` (one trailing newline dropped); ConfigurationError if unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{what}: cannot read secret file {path}: {exc}") from None
+    secret = text.removesuffix("\n").removesuffix("\r")
+    if not secret:
+        raise ConfigurationError(f"{what}: secret file {path} is empty")
+    return secret
+
+
+def source_config(
+    name: str, settings: SourceSettings | None, *, secret: str | None = None
+) -> SourceConfig:
+    """The adapter configuration of source `name`; `secret` overrides the configured one."""
+    settings = settings or SourceSettings()
+    what = f"PROMOTER_SOURCES__{name.upper().replace('-', '_')}"
+    if settings.secret is not None and settings.secret_file is not None:
+        raise ConfigurationError(f"{what}: set SECRET or SECRET_FILE, not both")
+    if secret is None and settings.secret is not None:
+        secret = settings.secret.get_secret_value()
+    elif secret is None and settings.secret_file is not None:
+        secret = read_secret(settings.secret_file, f"{what}__SECRET_FILE")
+    return SourceConfig(
+        secret=secret or None,
+        registry=settings.registry,
+        pipeline_label=settings.pipeline_label,
+        environment_label=settings.environment_label,
+        max_age=timedelta(seconds=settings.max_age),
+    )
+
+
+def source_configs(settings: Settings) -> dict[str, SourceConfig]:
+    """Every source's configuration; ConfigurationError names a setting for an unknown source."""
+    unknown = sorted(set(settings.sources) - set(SOURCES))
+    if unknown:
+        raise ConfigurationError(
+            f"PROMOTER_SOURCES: unknown source(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(SOURCES))} (underscores stand for dashes)"
+        )
+    return {name: source_config(name, settings.sources.get(name)) for name in SOURCES}

@@ -1,0 +1,1 @@
+"""Webhook sources: adapters that turn what registries, CI and monitoring send into events."""

@@ -1,0 +1,348 @@
+"""GitHub webhooks: container packages published, and reviews and closes of promoter's PRs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from promoter.core.events import DIGEST_PATTERN, IMAGE_BUILT, PR_CLOSED, PR_REVIEWED
+from promoter.core.pipeline import NAME_PATTERN
+from promoter.gitops.messages import parse_trailers
+from promoter.sources.base import (
+    Delivery,
+    MalformedError,
+    Normalized,
+    SourceConfig,
+    cloud_event,
+    field_of,
+    ignored,
+    parse_json,
+    rfc3339,
+)
+from promoter.sources.verify import verify_github
+
+__all__ = ["SOURCE", "normalize", "parse_branch"]
+
+SOURCE = "/hooks/github"
+DEFAULT_REGISTRY = "ghcr.io"
+_JSON = "application/json"
+_FORM = "application/x-www-form-urlencoded"
+_CONTAINER_TYPES = frozenset({"container", "docker"})
+_VERDICTS = frozenset({"approved", "changes_requested"})
+_JSON_KINDS = (Mapping, list, str, int, float, bool)
+_ACTED_ON = "package, registry_package, pull_request_review and pull_request"
+
+Handler = Callable[[Mapping[str, Any], str, SourceConfig, datetime], Normalized]
+
+
+def normalize(delivery: Delivery, config: SourceConfig, now: datetime) -> Normalized:
+    """Verify one GitHub delivery and turn it into promoter events.
+
+    Args:
+        delivery: The request: raw body and headers.
+        config: The source's secret (`X-Hub-Signature-256` is required when set) and registry.
+        now: The time to stamp events whose payload carries none.
+
+    Returns:
+        The events the delivery stands for, or why it stands for none.
+
+    Raises:
+        SignatureError: The signature is missing or wrong.
+        MediaTypeError: The Content-Type is neither JSON nor a form.
+        MalformedError: A header or the payload is not what GitHub sends.
+    """
+    verify_github(delivery, config.secret)
+    media = delivery.require_media_type(_JSON, _FORM)
+    name = _header(delivery, "X-GitHub-Event")
+    delivery_id = _header(delivery, "X-GitHub-Delivery")
+    payload = _payload(delivery, media)
+    handler = _HANDLERS.get(name)
+    if handler is None:
+        return ignored(
+            f"GitHub event {name!r} is not one promoter acts on (it uses {_ACTED_ON}); "
+            "unsubscribe the webhook from it"
+        )
+    return handler(payload, delivery_id, config, now)
+
+
+def parse_branch(ref: str) -> tuple[str, str] | None:
+    """The pipeline and environment of a promoter PR branch `promoter/<pipeline>/<env>`.
+
+    Args:
+        ref: A branch name, bare or as `refs/heads/...`.
+
+    Returns:
+        `(pipeline, environment)` when both are valid names, else None.
+    """
+    parts = ref.removeprefix("refs/heads/").split("/")
+    if len(parts) != 3 or parts[0] != "promoter":  # noqa: PLR2004 (promoter/<p>/<e>)
+        return None
+    pipeline, environment = parts[1], parts[2]
+    if not (re.fullmatch(NAME_PATTERN, pipeline) and re.fullmatch(NAME_PATTERN, environment)):
+        return None
+    return pipeline, environment
+
+
+def _header(delivery: Delivery, name: str) -> str:
+    value = (delivery.header(name) or "").strip()
+    if not value:
+        raise MalformedError(f"{name} header is missing; is this a GitHub delivery?")
+    return value
+
+
+def _payload(delivery: Delivery, media: str) -> Mapping[str, Any]:
+    """The JSON payload: the body itself, or the `payload` field of a form body."""
+    payload = delivery.json("GitHub payload") if media == _JSON else _form_payload(delivery.body)
+    if not isinstance(payload, Mapping):
+        shown = "null" if payload is None else type(payload).__name__
+        raise MalformedError(f"GitHub payload must be a JSON object, got {shown}")
+    return payload
+
+
+def _form_payload(body: bytes) -> Any:
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise MalformedError("form body is not UTF-8 percent-encoded text") from None
+    values = fields.get("payload")
+    if not values:
+        raise MalformedError(
+            "form body has no payload field; GitHub sends payload=<JSON> "
+            "(or set the webhook's content type to application/json)"
+        )
+    return parse_json(values[0], "form payload field")
+
+
+def _optional(obj: object, path: str, kind: type | tuple[type, ...]) -> Any:
+    """`field_of(..., optional=True)`, where a missing or null parent also means missing."""
+    current = obj
+    for key in path.split("."):
+        if not isinstance(current, Mapping):
+            break  # not null: field_of names what is wrong
+        current = current.get(key)
+        if current is None:
+            return None
+    return field_of(obj, path, kind, optional=True)
+
+
+def _object(obj: object, path: str, *, optional: bool = False) -> Mapping[str, Any] | None:
+    """A JSON object field; MalformedError (naming the JSON kind found) if it is another."""
+    value = _optional(obj, path, _JSON_KINDS) if optional else field_of(obj, path, _JSON_KINDS)
+    if value is None or isinstance(value, Mapping):
+        return value
+    raise MalformedError(f"{path} must be a JSON object, got {type(value).__name__}")
+
+
+def _optional_text(obj: object, path: str) -> str | None:
+    """A string field; missing, null and empty are all None."""
+    value = _optional(obj, path, str)
+    return value or None
+
+
+def _text(obj: object, path: str) -> str:
+    """A required string field (may be empty)."""
+    value: str = field_of(obj, path, str)
+    return value
+
+
+def _time(value: str, what: str) -> datetime:
+    """`rfc3339`, with a time that is out of range in UTC also a MalformedError."""
+    try:
+        return rfc3339(value, what)
+    except OverflowError:
+        raise MalformedError(f"{what} {value!r} is out of range") from None
+
+
+def _package(key: str) -> Handler:
+    """The handler for `package` or `registry_package`: the same object under its own key."""
+
+    def handle(
+        payload: Mapping[str, Any], delivery_id: str, config: SourceConfig, now: datetime
+    ) -> Normalized:
+        action = _text(payload, "action")
+        if action != "published":
+            return ignored(f"GitHub {key} action {action!r} is ignored; only 'published' is")
+        _object(payload, key)
+        kind = _optional_text(payload, f"{key}.package_type") or _optional_text(
+            payload, f"{key}.ecosystem"
+        )
+        if (kind or "").lower() not in _CONTAINER_TYPES:
+            return ignored(f"GitHub {key} of type {kind!r} is not a container image")
+        tag = _optional_text(payload, f"{key}.package_version.container_metadata.tag.name")
+        if tag is None:
+            return ignored(
+                f"GitHub {key} is an untagged per-platform manifest; the tagged index of the "
+                "same push stands for the image"
+            )
+        data = {
+            "repository": _repository(payload, key, config),
+            "tag": tag,
+            "digest": _digest(payload, key),
+            "labels": _labels(payload, key),
+        }
+        when = _package_time(payload, key) or now
+        event = cloud_event(IMAGE_BUILT, data, source=SOURCE, event_id=delivery_id, time=when)
+        return Normalized(events=(event,))
+
+    return handle
+
+
+def _repository(payload: Mapping[str, Any], key: str, config: SourceConfig) -> str:
+    name = _text(payload, f"{key}.name")
+    namespace = _optional_text(payload, f"{key}.namespace") or _text(payload, f"{key}.owner.login")
+    registry = (config.registry or DEFAULT_REGISTRY).rstrip("/")
+    return f"{registry}/{namespace}/{name}".lower()
+
+
+def _digest(payload: Mapping[str, Any], key: str) -> str:
+    for path in ("container_metadata.tag.digest", "version", "name"):
+        value = _optional_text(payload, f"{key}.package_version.{path}")
+        if value is not None and re.fullmatch(DIGEST_PATTERN, value):
+            return value
+    raise MalformedError(
+        f"{key}.package_version carries no image digest (container_metadata.tag.digest, "
+        "version or name); a tag is never promoted without its digest"
+    )
+
+
+def _labels(payload: Mapping[str, Any], key: str) -> dict[str, str]:
+    path = f"{key}.package_version.container_metadata.labels.all_labels"
+    found = _object(payload, path, optional=True) or {}
+    return {str(k): v for k, v in found.items() if isinstance(v, str)}
+
+
+def _package_time(payload: Mapping[str, Any], key: str) -> datetime | None:
+    """When the package was updated; None when GitHub sent only its 0001-01-01 placeholder."""
+    for path in (f"{key}.updated_at", f"{key}.package_version.updated_at"):
+        value = _optional(payload, path, str)
+        if value is None:
+            continue
+        when = _time(value, path)
+        if when.year > 1:
+            return when
+    return None
+
+
+def _always_ignored(reason: str) -> Handler:
+    """A handler for an event promoter never acts on, whatever it carries."""
+
+    def handle(
+        _payload: Mapping[str, Any], _delivery_id: str, _config: SourceConfig, _now: datetime
+    ) -> Normalized:
+        return ignored(reason)
+
+    return handle
+
+
+_WORKFLOW_RUN = (
+    "GitHub workflow_run is ignored: a workflow run carries no image digest; promoter takes "
+    "CI builds from the package/registry_package event of the push, so a tag can never be "
+    "promoted without the digest it named"
+)
+_PING = "GitHub ping: the webhook reaches promoter; a ping carries no event"
+
+
+def _promoter_pr(payload: Mapping[str, Any]) -> tuple[int, str, str, dict[str, str]] | str:
+    """(number, pipeline, environment, trailers) of a promoter PR, or why it is not one."""
+    number = field_of(payload, "pull_request.number", int)
+    ref = _text(payload, "pull_request.head.ref")
+    parsed = parse_branch(ref)
+    if parsed is None:
+        return f"PR #{number} is not a promoter PR: its branch {ref!r} is not promoter/<p>/<env>"
+    pipeline, environment = parsed
+    body = _optional(payload, "pull_request.body", str) or ""
+    trailers = parse_trailers(body.replace("\r\n", "\n"))
+    named = (
+        trailers.get("Promoter-Pipeline", pipeline),
+        trailers.get("Promoter-Environment", environment),
+    )
+    if named != parsed:
+        return (
+            f"PR #{number}: its branch names {pipeline}/{environment} but its body's trailers "
+            f"name {named[0]}/{named[1]}; fix the PR body or branch, promoter trusts neither"
+        )
+    return number, pipeline, environment, trailers
+
+
+def _review(
+    payload: Mapping[str, Any], delivery_id: str, _config: SourceConfig, _now: datetime
+) -> Normalized:
+    action = _text(payload, "action")
+    if action != "submitted":
+        return ignored(f"pull_request_review action {action!r} is ignored; only 'submitted' is")
+    pr = _promoter_pr(payload)
+    if isinstance(pr, str):
+        return ignored(pr)
+    number, pipeline, environment, trailers = pr
+    state = _text(payload, "review.state").lower()
+    if state not in _VERDICTS:
+        return ignored(
+            f"review of PR #{number} is {state!r}: promoter counts only approvals and "
+            "change requests"
+        )
+    commit = _text(payload, "review.commit_id")
+    head = _text(payload, "pull_request.head.sha")
+    if commit != head:
+        return ignored(
+            f"review of an older commit of PR #{number} ({commit}; head is now {head}); "
+            "it does not count for what the PR carries now"
+        )
+    data: dict[str, Any] = {
+        "pipeline": pipeline,
+        "environment": environment,
+        "reviewer": _text(payload, "review.user.login"),
+        "teams": [],
+        "state": state,
+        "pr": number,
+    }
+    if trailers.get("Promoter-Bundle"):
+        data["bundle"] = trailers["Promoter-Bundle"]
+    when = _time(_text(payload, "review.submitted_at"), "review.submitted_at")
+    event = cloud_event(PR_REVIEWED, data, source=SOURCE, event_id=delivery_id, time=when)
+    return Normalized(events=(event,))
+
+
+def _closed(
+    payload: Mapping[str, Any], delivery_id: str, _config: SourceConfig, _now: datetime
+) -> Normalized:
+    action = _text(payload, "action")
+    if action != "closed":
+        return ignored(f"pull_request action {action!r} is ignored; only 'closed' is")
+    pr = _promoter_pr(payload)
+    if isinstance(pr, str):
+        return ignored(pr)
+    number, pipeline, environment, trailers = pr
+    bundle = trailers.get("Promoter-Bundle")
+    if not bundle:
+        return ignored(
+            f"PR #{number}: the PR body lacks the Promoter-Bundle trailer, so promoter cannot "
+            "tell which bundle it carried; restore the trailer block promoter wrote"
+        )
+    merged: bool = field_of(payload, "pull_request.merged", bool)
+    by = _optional_text(payload, "pull_request.merged_by.login") if merged else None
+    data = {
+        "pipeline": pipeline,
+        "environment": environment,
+        "bundle": bundle,
+        "merged": merged,
+        "pr": number,
+        "sha": _optional_text(payload, "pull_request.merge_commit_sha") if merged else None,
+        "by": by or _optional_text(payload, "sender.login"),
+    }
+    when = _time(_text(payload, "pull_request.closed_at"), "pull_request.closed_at")
+    present = {k: v for k, v in data.items() if v is not None}
+    event = cloud_event(PR_CLOSED, present, source=SOURCE, event_id=delivery_id, time=when)
+    return Normalized(events=(event,))
+
+
+_HANDLERS: dict[str, Handler] = {
+    "package": _package("package"),
+    "registry_package": _package("registry_package"),
+    "pull_request_review": _review,
+    "pull_request": _closed,
+    "workflow_run": _always_ignored(_WORKFLOW_RUN),
+    "ping": _always_ignored(_PING),
+}
