@@ -7,6 +7,7 @@ import asyncio
 import json
 import signal
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,10 @@ async def _publish(args: argparse.Namespace, settings: Settings, result: Normali
     return 0
 
 
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=78)
+
+
 def _source_list() -> str:
     return "\n".join(f"  {name:<20} {s.summary}" for name, s in SOURCES.items())
 
@@ -140,11 +145,15 @@ def add_gateway_commands(commands: Any) -> None:
     gateway = commands.add_parser(
         "gateway",
         help="receive webhooks (registries, GitHub, MLflow, Alertmanager, Argo CD) into NATS",
-        description="Serve POST /hooks/<source> and GET /healthz until SIGTERM/SIGINT. "
-        "Answers: 202 published (ids), 200 valid but ignored, 400 malformed, 401 bad or missing "
-        "signature, 404 unknown source, 413 too large, 415 wrong Content-Type, 503 NATS down "
-        "(retry). Secrets: PROMOTER_SOURCES__<SOURCE>__SECRET_FILE (or __SECRET). Without a "
-        "NATS URL it uses the state dir's embedded server, like `promoter run`.",
+        description=_wrap(
+            "Serve POST /hooks/<source> and GET /healthz until SIGTERM/SIGINT. "
+            "Answers: 202 published (ids), 200 valid but ignored, 400 malformed, "
+            "401 bad or missing signature, 404 unknown source, 413 too large, "
+            "415 wrong Content-Type, 503 NATS down "
+            "(retry). Secrets: PROMOTER_SOURCES__<SOURCE>__SECRET_FILE (or __SECRET). Without a "
+            "NATS URL it uses the state dir's embedded server, like `promoter run`. "
+            "Set-up of each source: deploy/webhooks.md."
+        ),
         epilog="sources:\n" + _source_list(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -158,15 +167,20 @@ def add_gateway_commands(commands: Any) -> None:
     ingest = commands.add_parser(
         "ingest",
         help="normalize one saved webhook delivery offline (and publish it)",
-        description="Run a source's adapter on one delivery body, exactly as the gateway would, "
-        "and publish the events (or print them with --dry-run, one CloudEvent per line). "
-        "Exit 0 when accepted (even if every event was ignored; reasons go to stderr), "
-        "2 when rejected (bad signature, malformed, wrong Content-Type).",
+        description=_wrap(
+            "Run a source's adapter on one delivery body, exactly as the gateway would, "
+            "and publish the events (or print them with --dry-run, one CloudEvent per line). "
+            "Exit 0 when accepted (even if every event was ignored; reasons go to stderr), "
+            "2 when rejected (bad signature, malformed, wrong Content-Type). Without "
+            "--headers, the Content-Type is the one the source sends."
+        ),
         epilog="sources:\n" + _source_list(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     common_options(ingest)
-    ingest.add_argument("--source", required=True, choices=sorted(SOURCES), metavar="NAME")
+    ingest.add_argument(
+        "--source", required=True, choices=sorted(SOURCES), metavar="NAME", help="see below"
+    )
     ingest.add_argument(
         "--headers", metavar="FILE", help="JSON object of header name -> value, as delivered"
     )

@@ -148,14 +148,6 @@ def _text(obj: object, path: str) -> str:
     return value
 
 
-def _time(value: str, what: str) -> datetime:
-    """`rfc3339`, with a time that is out of range in UTC also a MalformedError."""
-    try:
-        return rfc3339(value, what)
-    except OverflowError:
-        raise MalformedError(f"{what} {value!r} is out of range") from None
-
-
 def _package(key: str) -> Handler:
     """The handler for `package` or `registry_package`: the same object under its own key."""
 
@@ -220,7 +212,7 @@ def _package_time(payload: Mapping[str, Any], key: str) -> datetime | None:
         value = _optional(payload, path, str)
         if value is None:
             continue
-        when = _time(value, path)
+        when = rfc3339(value, path)
         if when.year > 1:
             return when
     return None
@@ -300,7 +292,7 @@ def _review(
     }
     if trailers.get("Promoter-Bundle"):
         data["bundle"] = trailers["Promoter-Bundle"]
-    when = _time(_text(payload, "review.submitted_at"), "review.submitted_at")
+    when = rfc3339(_text(payload, "review.submitted_at"), "review.submitted_at")
     event = cloud_event(PR_REVIEWED, data, source=SOURCE, event_id=delivery_id, time=when)
     return Normalized(events=(event,))
 
@@ -332,7 +324,7 @@ def _closed(
         "sha": _optional_text(payload, "pull_request.merge_commit_sha") if merged else None,
         "by": by or _optional_text(payload, "sender.login"),
     }
-    when = _time(_text(payload, "pull_request.closed_at"), "pull_request.closed_at")
+    when = rfc3339(_text(payload, "pull_request.closed_at"), "pull_request.closed_at")
     present = {k: v for k, v in data.items() if v is not None}
     event = cloud_event(PR_CLOSED, present, source=SOURCE, event_id=delivery_id, time=when)
     return Normalized(events=(event,))

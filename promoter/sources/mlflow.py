@@ -75,7 +75,7 @@ def normalize(delivery: Delivery, config: SourceConfig, now: datetime) -> Normal
         "labels": labeler(body),
     }
     timestamp = _text(body, "timestamp")
-    when = _time(timestamp)
+    when = rfc3339(timestamp, "timestamp")
     event_id = _event_id(delivery, entity, action, timestamp, data)
     event = cloud_event(MODEL_REGISTERED, registered, source=SOURCE, event_id=event_id, time=when)
     return Normalized(events=(event,))
@@ -95,13 +95,6 @@ def _version(body: object) -> str:
     if not text:
         raise MalformedError("data.version is empty; MLflow numbers every model version")
     return text
-
-
-def _time(timestamp: str) -> datetime:
-    try:
-        return rfc3339(timestamp, "timestamp")
-    except OverflowError:
-        raise MalformedError(f"timestamp {timestamp!r} is out of range") from None
 
 
 def _event_id(
