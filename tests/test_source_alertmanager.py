@@ -9,18 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fuzzing import check_outcome, json_values, outcome
 from hypothesis import given
 from hypothesis import strategies as st
+from webhooks import adapter_event
 
-from promoter.core.events import parse_event
 from promoter.sources import alertmanager
 from promoter.sources.base import (
     Delivery,
-    DeliveryError,
     MalformedError,
     MediaTypeError,
     Normalized,
-    SignatureError,
     SourceConfig,
     stable_id,
 )
@@ -57,15 +56,13 @@ def signal(
     """The full event expected: `id_parts` are (fingerprint, startsAt, status), `where` is
     (pipeline, environment)."""
     pipeline, env = where
-    return {
-        "specversion": "1.0",
-        "id": stable_id("alertmanager", *id_parts, pipeline, env),
-        "source": "/hooks/alertmanager",
-        "type": "promoter.health.signal",
-        "time": time,
-        "datacontenttype": "application/json",
-        "data": {"pipeline": pipeline, "environment": env, "status": status, "reason": reason},
-    }
+    return adapter_event(
+        "promoter.health.signal",
+        stable_id("alertmanager", *id_parts, pipeline, env),
+        source="/hooks/alertmanager",
+        time=time,
+        data={"pipeline": pipeline, "environment": env, "status": status, "reason": reason},
+    )
 
 
 API_PROD_FIRING = signal(
@@ -303,25 +300,9 @@ def test_alert_without_alertname_or_summary() -> None:
     assert reason.startswith("alert (no alertname) (fingerprint 1a30ba71cca2921f) has no promo")
 
 
-def test_secret_bare_or_bearer_and_no_secret_configured() -> None:
-    body = (DATA / "firing.json").read_bytes()
-    bare = deliver(body, {"Authorization": SECRET})
-    assert alertmanager.normalize(bare, CONFIG, NOW).events
-    assert alertmanager.normalize(deliver(body, {}), SourceConfig(), NOW).events
-
-
-@pytest.mark.parametrize(
-    ("headers", "message"),
-    [
-        ({"Content-Type": "application/json"}, r"Authorization header is missing; send 'Bearer"),
-        ({"Authorization": "Bearer nope"}, r"Authorization does not carry this source's secret"),
-    ],
-)
-def test_wrong_or_missing_secret_is_unauthorized(headers: dict[str, str], message: str) -> None:
-    delivery = deliver((DATA / "firing.json").read_bytes(), headers)
-    with pytest.raises(SignatureError, match=message) as caught:
-        alertmanager.normalize(delivery, CONFIG, NOW)
-    assert caught.value.status == 401
+def test_missing_content_type_is_accepted() -> None:
+    delivery = deliver((DATA / "firing.json").read_bytes(), {"Authorization": f"Bearer {SECRET}"})
+    assert alertmanager.normalize(delivery, CONFIG, NOW).events
 
 
 def test_wrong_content_type_is_415() -> None:
@@ -373,33 +354,19 @@ def test_malformed_bodies_are_rejected_with_the_reason(
     assert caught.value.status == 400
 
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
-    max_leaves=12,
-)
 ALERT_KEYS = ["status", "labels", "annotations", "startsAt", "endsAt", "fingerprint"]
 
 
-def outcome(body: bytes) -> Normalized | DeliveryError:
-    try:
-        return alertmanager.normalize(deliver(body), CONFIG, NOW)
-    except DeliveryError as exc:
-        return exc
-
-
 def normalizes_or_rejects(body: bytes) -> None:
-    result = outcome(body)
-    if isinstance(result, DeliveryError):
-        assert str(result)
-        assert result.status == 400
-        return
-    for event in result.events:
-        parse_event(event)
-    assert all(result.ignored)
+    check_outcome(outcome(lambda: alertmanager.normalize(deliver(body), CONFIG, NOW)), {400})
 
 
-@given(st.sampled_from(ALERT_KEYS), JSON, st.sampled_from(["truncatedAlerts", "alerts"]), JSON)
+@given(
+    st.sampled_from(ALERT_KEYS),
+    json_values,
+    st.sampled_from(["truncatedAlerts", "alerts"]),
+    json_values,
+)
 def test_any_field_value_is_normalized_or_rejected_never_crashes(
     key: str, value: Any, top: str, top_value: Any
 ) -> None:

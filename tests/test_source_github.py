@@ -1,152 +1,43 @@
-"""GitHub source: signatures, packages to image events, promoter PR reviews and closes."""
+"""GitHub source: signatures, headers, packages to image events, malformed deliveries."""
 
 from __future__ import annotations
 
-import copy
-import json
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
+from fuzzing import check_outcome, json_values, outcome, paths, replaced
+from github_hooks import (
+    CONFIG,
+    DELIVERY_ID,
+    FORM,
+    JSON,
+    NOW,
+    SECRET,
+    closed,
+    delivery,
+    encode,
+    image_event,
+    load,
+    raw,
+    review_with,
+    run,
+)
 from hypothesis import given
 from hypothesis import strategies as st
+from webhooks import (
+    only_event,
+    only_reason,
+)
 
-from promoter.core.events import parse_event
 from promoter.sources import github
 from promoter.sources.base import (
     Delivery,
-    DeliveryError,
     MalformedError,
     MediaTypeError,
-    Normalized,
     SignatureError,
     SourceConfig,
 )
 from promoter.sources.verify import github_signature
-
-DATA = Path(__file__).parent / "data" / "webhooks" / "github"
-SECRET = "s3cr3t"
-CONFIG = SourceConfig(secret=SECRET)
-NOW = datetime(2026, 3, 5, 12, 0, tzinfo=UTC)
-DELIVERY_ID = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
-DIGEST = "sha256:1bc04b5291c26a46d918139138b992d2de976d6851d0893b0476b85bfbdfc6e6"
-JSON = "application/json"
-FORM = "application/x-www-form-urlencoded"
-LABELS = {
-    "org.opencontainers.image.source": "https://github.com/acme/payments",
-    "org.opencontainers.image.revision": "6de813bb999760c81f96f3cf5dbdcd51cead172f",
-    "org.opencontainers.image.version": "1.4.2",
-    "org.opencontainers.image.created": "2026-03-04T10:14:02Z",
-}
-TRAILERS = "Promoter-Pipeline: payments\nPromoter-Environment: prod\nPromoter-Bundle: 3c9f0e21b7aa"
-PR_BODY = f"Promote payments to prod.\n\n| artifact | version |\n|---|---|\n\n{TRAILERS}\n"
-
-
-def raw(name: str) -> bytes:
-    return (DATA / name).read_bytes()
-
-
-def load(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(raw(name))
-    return loaded
-
-
-def encode(payload: object) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-def delivery(
-    body: bytes,
-    event: str | None,
-    *,
-    delivery_id: str | None = DELIVERY_ID,
-    content_type: str | None = JSON,
-    signature: str | None = None,
-    secret: str | None = SECRET,
-) -> Delivery:
-    headers = {"User-Agent": "GitHub-Hookshot/a1b2c3d"}
-    if event is not None:
-        headers["X-GitHub-Event"] = event
-    if delivery_id is not None:
-        headers["X-GitHub-Delivery"] = delivery_id
-    if content_type is not None:
-        headers["Content-Type"] = content_type
-    if signature is None and secret is not None:
-        signature = github_signature(secret, body)
-    if signature is not None:
-        headers["X-Hub-Signature-256"] = signature
-    return Delivery.of(body, headers)
-
-
-def run(body: bytes, event: str | None, config: SourceConfig = CONFIG, **kwargs: Any) -> Normalized:
-    return github.normalize(delivery(body, event, **kwargs), config, NOW)
-
-
-def only_event(result: Normalized) -> dict[str, Any]:
-    assert result.ignored == ()
-    assert len(result.events) == 1
-    return result.events[0]
-
-
-def only_reason(result: Normalized) -> str:
-    assert result.events == ()
-    assert len(result.ignored) == 1
-    return result.ignored[0]
-
-
-def image_event(**data: Any) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": DELIVERY_ID,
-        "source": "/hooks/github",
-        "type": "promoter.image.built",
-        "time": "2026-03-04T10:15:31Z",
-        "datacontenttype": "application/json",
-        "data": {
-            "repository": "ghcr.io/acme/api",
-            "tag": "1.4.2",
-            "digest": DIGEST,
-            "labels": LABELS,
-        }
-        | data,
-    }
-
-
-def review_event(**data: Any) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": DELIVERY_ID,
-        "source": "/hooks/github",
-        "type": "promoter.pr.reviewed",
-        "time": "2026-03-04T11:02:11Z",
-        "datacontenttype": "application/json",
-        "data": {
-            "pipeline": "payments",
-            "environment": "prod",
-            "reviewer": "bob",
-            "teams": [],
-            "state": "approved",
-            "pr": 42,
-            "bundle": "3c9f0e21b7aa",
-        }
-        | data,
-    }
-
-
-def closed_event(data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": DELIVERY_ID,
-        "source": "/hooks/github",
-        "type": "promoter.pr.closed",
-        "time": "2026-03-04T11:05:40Z",
-        "datacontenttype": "application/json",
-        "data": data,
-    }
-
 
 # --- signatures ------------------------------------------------------------------------------
 
@@ -395,174 +286,7 @@ def test_workflow_run_is_ignored_because_it_has_no_digest() -> None:
     assert "never be promoted without the digest" in reason
 
 
-# --- pull_request_review ---------------------------------------------------------------------
-
-
-def review(**changes: Any) -> dict[str, Any]:
-    payload = load("pull_request_review-submitted-promoter.json")
-    for path, value in changes.items():
-        *parents, last = path.split("__")
-        target = payload
-        for key in parents:
-            target = target[key]
-        target[last] = value
-    return payload
-
-
-def test_approved_review_of_a_promoter_pr() -> None:
-    result = run(raw("pull_request_review-submitted-promoter.json"), "pull_request_review")
-    assert only_event(result) == review_event()
-
-
-def test_changes_requested_is_compared_case_insensitively() -> None:
-    payload = review(review__state="CHANGES_REQUESTED", review__user={"login": "carol"})
-    event = only_event(run(encode(payload), "pull_request_review"))
-    assert event == review_event(state="changes_requested", reviewer="carol")
-
-
-def test_comment_review_is_ignored() -> None:
-    reason = only_reason(run(encode(review(review__state="commented")), "pull_request_review"))
-    assert reason == (
-        "review of PR #42 is 'commented': promoter counts only approvals and change requests"
-    )
-
-
-@pytest.mark.parametrize("action", ["dismissed", "edited"])
-def test_other_review_actions_are_ignored(action: str) -> None:
-    reason = only_reason(run(encode(review(action=action)), "pull_request_review"))
-    assert reason == f"pull_request_review action {action!r} is ignored; only 'submitted' is"
-
-
-def test_review_of_an_older_commit_is_ignored() -> None:
-    payload = review(review__commit_id="1405df66cbe219b0bf6355bc3d60361a8376b6b4")
-    reason = only_reason(run(encode(payload), "pull_request_review"))
-    assert reason.startswith("review of an older commit of PR #42 (1405df66cbe2")
-
-
-def test_review_of_a_non_promoter_pr_is_ignored() -> None:
-    reason = only_reason(run(raw("pull_request_review-submitted.json"), "pull_request_review"))
-    assert reason == (
-        "PR #42 is not a promoter PR: its branch 'promote/payments-api-1.4.2' is not "
-        "promoter/<p>/<env>"
-    )
-
-
-def test_trailers_that_disagree_with_the_branch_are_not_trusted() -> None:
-    body = PR_BODY.replace("Promoter-Environment: prod", "Promoter-Environment: staging")
-    reason = only_reason(run(encode(review(pull_request__body=body)), "pull_request_review"))
-    assert reason.startswith("PR #42: its branch names payments/prod but its body's trailers")
-    assert "name payments/staging" in reason
-
-
-@pytest.mark.parametrize("body", [None, "", "Promote payments to prod.", "a\n\nFixes: #3\n"])
-def test_review_without_a_bundle_trailer_has_no_bundle(body: str | None) -> None:
-    event = only_event(run(encode(review(pull_request__body=body)), "pull_request_review"))
-    expected = review_event()
-    del expected["data"]["bundle"]
-    assert event == expected
-
-
-def test_lf_and_crlf_bodies_read_the_same_trailers() -> None:
-    lf = only_event(run(encode(review(pull_request__body=PR_BODY)), "pull_request_review"))
-    assert lf == review_event()
-    assert "\r\n" in load("pull_request_review-submitted-promoter.json")["pull_request"]["body"]
-
-
-# --- pull_request closed ---------------------------------------------------------------------
-
-
-def closed(**changes: Any) -> dict[str, Any]:
-    payload = load("pull_request-closed-promoter.json")
-    payload["pull_request"].update(changes)
-    return payload
-
-
-MERGED = {
-    "pipeline": "payments",
-    "environment": "prod",
-    "bundle": "3c9f0e21b7aa",
-    "merged": True,
-    "pr": 42,
-    "sha": "8d0ee5ed10b141d4f05aab13aaa2745a22ea9fc1",
-    "by": "bob",
-}
-
-
-def test_merged_promoter_pr() -> None:
-    result = run(raw("pull_request-closed-promoter.json"), "pull_request")
-    assert only_event(result) == closed_event(MERGED)
-
-
-def test_closed_unmerged_promoter_pr() -> None:
-    payload = closed(merged=False, merged_at=None, merged_by=None)
-    payload["sender"] = {"login": "carol", "id": 1003, "type": "User"}
-    event = only_event(run(encode(payload), "pull_request"))
-    assert event == closed_event(
-        {
-            "pipeline": "payments",
-            "environment": "prod",
-            "bundle": "3c9f0e21b7aa",
-            "merged": False,
-            "pr": 42,
-            "by": "carol",
-        }
-    )
-
-
-def test_merged_without_merged_by_names_the_sender() -> None:
-    payload = closed(merged_by=None)
-    payload["sender"]["login"] = "merge-queue[bot]"
-    event = only_event(run(encode(payload), "pull_request"))
-    assert event == closed_event(MERGED | {"by": "merge-queue[bot]"})
-
-
-def test_closed_without_a_bundle_trailer_is_ignored() -> None:
-    reason = only_reason(run(encode(closed(body="Automated promotion")), "pull_request"))
-    assert reason.startswith("PR #42: the PR body lacks the Promoter-Bundle trailer")
-
-
-def test_closed_non_promoter_pr_is_ignored() -> None:
-    reason = only_reason(run(raw("pull_request-closed.json"), "pull_request"))
-    assert reason.startswith("PR #42 is not a promoter PR")
-
-
-def test_closed_pr_trailer_mismatch_is_ignored() -> None:
-    body = PR_BODY.replace("Promoter-Pipeline: payments", "Promoter-Pipeline: checkout")
-    reason = only_reason(run(encode(closed(body=body)), "pull_request"))
-    assert "trailers name checkout/prod" in reason
-
-
-@pytest.mark.parametrize("action", ["opened", "synchronize", "reopened", "edited"])
-def test_other_pull_request_actions_are_ignored(action: str) -> None:
-    payload = load("pull_request-closed-promoter.json") | {"action": action}
-    reason = only_reason(run(encode(payload), "pull_request"))
-    assert reason == f"pull_request action {action!r} is ignored; only 'closed' is"
-
-
-@pytest.mark.parametrize(
-    ("ref", "expected"),
-    [
-        ("promoter/payments/prod", ("payments", "prod")),
-        ("refs/heads/promoter/web-app/eu-1", ("web-app", "eu-1")),
-        ("promoter/payments", None),
-        ("promoter/payments/prod/extra", None),
-        ("promoter/Payments/prod", None),
-        ("promoter/payments/-prod", None),
-        ("promoter//prod", None),
-        ("promote/payments/prod", None),
-        ("promoter/payments/prod\n", None),
-        ("", None),
-    ],
-)
-def test_parse_branch(ref: str, expected: tuple[str, str] | None) -> None:
-    assert github.parse_branch(ref) == expected
-
-
 # --- malformed deliveries --------------------------------------------------------------------
-
-
-def _review_with(path: str, value: object) -> bytes:
-    return encode(review(**{path: value}))
 
 
 @pytest.mark.parametrize(
@@ -585,12 +309,12 @@ def _review_with(path: str, value: object) -> bytes:
             b'{"action":"closed","pull_request":null}',
             r"pull_request must be a JSON",
         ),
-        ("pull_request_review", _review_with("pull_request__number", "42"), r"must be int"),
-        ("pull_request_review", _review_with("review__user", None), r"review.user must be a"),
-        ("pull_request_review", _review_with("review__submitted_at", "soon"), r"not an RFC"),
+        ("pull_request_review", review_with("pull_request__number", "42"), r"must be int"),
+        ("pull_request_review", review_with("review__user", None), r"review.user must be a"),
+        ("pull_request_review", review_with("review__submitted_at", "soon"), r"not an RFC"),
         (
             "pull_request_review",
-            _review_with("review__submitted_at", "0001-01-01T00:00:00+01:00"),
+            review_with("review__submitted_at", "0001-01-01T00:00:00+01:00"),
             r"review.submitted_at '0001-01-01T00:00:00\+01:00' is out of range",
         ),
         ("pull_request", encode(closed(merged="yes")), r"pull_request.merged must be bool"),
@@ -626,50 +350,10 @@ FIXTURES = [
     ("pull_request_review", "pull_request_review-submitted-promoter.json"),
     ("pull_request", "pull_request-closed-promoter.json"),
 ]
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
-    max_leaves=8,
-)
 
 
-def _paths(value: object, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _paths(item, (*prefix, index))
-
-
-def _replace(value: Any, path: tuple[Any, ...], new: object) -> Any:
-    if not path:
-        return new
-    copied = copy.deepcopy(value)
-    target = copied
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = new
-    return copied
-
-
-def _outcome(sent: Delivery) -> Normalized | DeliveryError:
-    try:
-        return github.normalize(sent, SourceConfig(), NOW)
-    except DeliveryError as exc:
-        return exc
-
-
-def _normalizes_or_rejects(sent: Delivery) -> None:
-    outcome = _outcome(sent)
-    if isinstance(outcome, DeliveryError):
-        assert str(outcome)
-        assert outcome.status in {400, 415}
-        return
-    for event in outcome.events:
-        parse_event(event)
-    assert all(outcome.ignored)
+def normalizes_or_rejects(sent: Delivery) -> None:
+    check_outcome(outcome(lambda: github.normalize(sent, SourceConfig(), NOW)), {400, 415})
 
 
 @given(st.sampled_from(FIXTURES), st.data())
@@ -678,9 +362,8 @@ def test_mutated_payloads_only_ever_raise_delivery_errors(
 ) -> None:
     event, name = fixture
     payload = load(name)
-    path = data.draw(st.sampled_from(list(_paths(payload))))
-    mutated = _replace(payload, path, data.draw(JSON_VALUES))
-    _normalizes_or_rejects(delivery(encode(mutated), event, secret=None))
+    mutated = replaced(payload, data.draw(st.sampled_from(paths(payload))), data.draw(json_values))
+    normalizes_or_rejects(delivery(encode(mutated), event, secret=None))
 
 
 @given(
@@ -691,4 +374,4 @@ def test_mutated_payloads_only_ever_raise_delivery_errors(
 def test_arbitrary_bytes_only_ever_raise_delivery_errors(
     event: str, body: bytes, content_type: str
 ) -> None:
-    _normalizes_or_rejects(delivery(body, event, secret=None, content_type=content_type))
+    normalizes_or_rejects(delivery(body, event, secret=None, content_type=content_type))

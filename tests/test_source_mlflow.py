@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import pytest
+from fuzzing import check_outcome, json_values, outcome, paths, replaced
 from hypothesis import given
 from hypothesis import strategies as st
+from webhooks import adapter_event, fixture, fixture_json, headers_of, only_event, only_reason
 
-from promoter.core.events import parse_event
 from promoter.sources import mlflow
 from promoter.sources.base import (
     Delivery,
-    DeliveryError,
     MalformedError,
     MediaTypeError,
     Normalized,
@@ -27,7 +25,6 @@ from promoter.sources.base import (
 )
 from promoter.sources.verify import mlflow_signature
 
-DATA = Path(__file__).parent / "data" / "webhooks" / "mlflow"
 SECRET = "my-webhook-secret"
 CONFIG = SourceConfig(secret=SECRET)
 DELIVERY_ID = "3f7c2b9e-1b1a-4c3e-9a77-0d2f5c1e8a10"
@@ -38,13 +35,8 @@ JSON = "application/json"
 UNSET = "unset"
 
 
-def raw(name: str) -> bytes:
-    return (DATA / name).read_bytes()
-
-
-def load(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(raw(name))
-    return loaded
+raw = partial(fixture, "mlflow")
+load = partial(fixture_json, "mlflow")
 
 
 def encode(payload: object) -> bytes:
@@ -59,18 +51,16 @@ def delivery(
     signature: str | None = UNSET,
     content_type: str | None = JSON,
 ) -> Delivery:
-    headers = {"User-Agent": "python-requests/2.32.4"}
-    if content_type is not None:
-        headers["Content-Type"] = content_type
-    if delivery_id is not None:
-        headers["X-MLflow-Delivery-Id"] = delivery_id
-    if timestamp is not None:
-        headers["X-MLflow-Timestamp"] = timestamp
     if signature == UNSET:
         signature = mlflow_signature(SECRET, delivery_id or "", timestamp or "", body)
-    if signature is not None:
-        headers["X-MLflow-Signature"] = signature
-    return Delivery.of(body, headers)
+    headers = {
+        "User-Agent": "python-requests/2.32.4",
+        "Content-Type": content_type,
+        "X-MLflow-Delivery-Id": delivery_id,
+        "X-MLflow-Timestamp": timestamp,
+        "X-MLflow-Signature": signature,
+    }
+    return Delivery.of(body, headers_of(headers))
 
 
 def run(
@@ -79,34 +69,22 @@ def run(
     return mlflow.normalize(delivery(body, **kwargs), config, now)
 
 
-def only_event(result: Normalized) -> dict[str, Any]:
-    assert result.ignored == ()
-    assert len(result.events) == 1
-    return result.events[0]
-
-
-def only_reason(result: Normalized) -> str:
-    assert result.events == ()
-    assert len(result.ignored) == 1
-    return result.ignored[0]
-
-
 def model_event(labels: dict[str, str], **attributes: Any) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": DELIVERY_ID,
-        "source": "/hooks/mlflow",
-        "type": "promoter.model.registered",
-        "time": "2025-07-31T22:27:32.080217Z",
-        "datacontenttype": "application/json",
-        "data": {
-            "name": "fraud-detector",
-            "version": "7",
-            "uri": "models:/fraud-detector/7",
-            "metrics": {},
-            "labels": labels,
-        },
-    } | attributes
+    model = {
+        "name": "fraud-detector",
+        "version": "7",
+        "uri": "models:/fraud-detector/7",
+        "metrics": {},
+        "labels": labels,
+    }
+    registered = adapter_event(
+        "promoter.model.registered",
+        DELIVERY_ID,
+        source="/hooks/mlflow",
+        time="2025-07-31T22:27:32.080217Z",
+        data=model,
+    )
+    return registered | attributes
 
 
 CREATED_LABELS = {
@@ -407,60 +385,20 @@ FIXTURES = [
     "model_version_tag-set.json",
     "model_version_alias-created.json",
 ]
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
-    max_leaves=8,
-)
 
 
-def _paths(value: object, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _paths(item, (*prefix, index))
-
-
-def _replace(value: Any, path: tuple[Any, ...], new: object) -> Any:
-    if not path:
-        return new
-    copied = copy.deepcopy(value)
-    target = copied
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = new
-    return copied
-
-
-def _outcome(body: bytes) -> Normalized | DeliveryError:
+def normalizes_or_rejects(body: bytes) -> None:
     sent = delivery(body, delivery_id=None, signature=None)
-    try:
-        return mlflow.normalize(sent, SourceConfig(), NOW)
-    except DeliveryError as exc:
-        return exc
-
-
-def _normalizes_or_rejects(body: bytes) -> None:
-    outcome = _outcome(body)
-    if isinstance(outcome, DeliveryError):
-        assert str(outcome)
-        assert outcome.status == 400
-        return
-    for event in outcome.events:
-        parse_event(event)
-    assert all(outcome.ignored)
+    check_outcome(outcome(lambda: mlflow.normalize(sent, SourceConfig(), NOW)), {400})
 
 
 @given(st.sampled_from(FIXTURES), st.data())
 def test_mutated_payloads_only_ever_raise_delivery_errors(name: str, data: st.DataObject) -> None:
     payload = load(name)
-    path = data.draw(st.sampled_from(list(_paths(payload))))
-    _normalizes_or_rejects(encode(_replace(payload, path, data.draw(JSON_VALUES))))
+    path = data.draw(st.sampled_from(paths(payload)))
+    normalizes_or_rejects(encode(replaced(payload, path, data.draw(json_values))))
 
 
 @given(st.binary(max_size=64))
 def test_arbitrary_bytes_only_ever_raise_delivery_errors(body: bytes) -> None:
-    _normalizes_or_rejects(body)
+    normalizes_or_rejects(body)

@@ -16,6 +16,8 @@ from promoter.sources.base import (
     cloud_event,
     field_of,
     ignored,
+    json_kind,
+    prefixed,
     rfc3339,
     stable_id,
     text_of,
@@ -61,7 +63,9 @@ def normalize(delivery: Delivery, config: SourceConfig, now: datetime) -> Normal
 
 def _message(body: object, config: SourceConfig, now: datetime) -> Normalized:
     if not isinstance(body, Mapping):
-        raise MalformedError(f"Alertmanager webhook body must be a JSON object, got {_kind(body)}")
+        raise MalformedError(
+            f"Alertmanager webhook body must be a JSON object, got {json_kind(body)}"
+        )
     _check_version(body.get("version"))
     alerts = field_of(body, "alerts", list)
     group = body.get("groupKey") if isinstance(body.get("groupKey"), str) else None
@@ -81,7 +85,7 @@ def _check_version(version: object) -> None:
     elif isinstance(version, str):
         what = f"version {_show(version)} is not supported"
     else:
-        what = f'version must be the string "4", got {_kind(version)} {_show(version)}'
+        what = f'version must be the string "4", got {json_kind(version)} {_show(version)}'
     raise MalformedError(f"{what}: promoter reads Alertmanager webhook payload version 4")
 
 
@@ -97,15 +101,13 @@ def _truncated(body: Mapping[str, Any], group: str | None) -> Normalized:
 
 
 def _alert(alert: object, index: int, config: SourceConfig, now: datetime) -> Normalized:
-    try:
+    with prefixed(f"alerts[{index}]: "):
         return _signal(alert, config, now)
-    except MalformedError as exc:
-        raise MalformedError(f"alerts[{index}]: {exc}") from None
 
 
 def _signal(alert: object, config: SourceConfig, now: datetime) -> Normalized:
     if not isinstance(alert, Mapping):
-        raise MalformedError(f"an alert must be a JSON object, got {_kind(alert)}")
+        raise MalformedError(f"an alert must be a JSON object, got {json_kind(alert)}")
     labels: dict[str, Any] = field_of(alert, "labels", dict)
     status: str = field_of(alert, "status", str)
     starts: str = field_of(alert, "startsAt", str)
@@ -154,7 +156,7 @@ def _label(labels: Mapping[str, Any], name: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise MalformedError(f"labels.{name} must be a string, got {_kind(value)}")
+        raise MalformedError(f"labels.{name} must be a string, got {json_kind(value)}")
     return value
 
 
@@ -172,13 +174,6 @@ def _ended(alert: Mapping[str, Any], now: datetime) -> datetime:
         return now
     ended = rfc3339(ends, "endsAt")
     return now if ended.year <= 1 else ended
-
-
-def _kind(value: object) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
-    if value is None:
-        return "null"
-    return names.get(type(value), "a number")
 
 
 def _show(value: object) -> str:

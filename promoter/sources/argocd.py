@@ -16,6 +16,7 @@ from promoter.sources.base import (
     SourceConfig,
     cloud_event,
     ignored,
+    json_kind,
     rfc3339,
     stable_id,
     text_of,
@@ -102,7 +103,9 @@ def normalize(delivery: Delivery, config: SourceConfig, now: datetime) -> Normal
 def _read(body: Any) -> _AppStatus:
     """The body's fields; MalformedError names the field that is not what the template renders."""
     if not isinstance(body, Mapping):
-        raise MalformedError(f"Argo CD notification body must be a JSON object, got {_kind(body)}")
+        raise MalformedError(
+            f"Argo CD notification body must be a JSON object, got {json_kind(body)}"
+        )
     app = text_of(body, "app", optional=True)
     if app is None or not app.strip():
         raise MalformedError("app (the Application's name) is missing or empty")
@@ -158,10 +161,3 @@ def _reason(status: _AppStatus) -> str:
     details = ", ".join(f"{name} {value}" for name, value in shown if value) or "no status yet"
     failed = "sync failed; " if status.phase in FAILED_PHASES else ""
     return f"Argo CD app {status.app}: {failed}{details}"
-
-
-def _kind(value: object) -> str:
-    names = {list: "an array", str: "a string", bool: "a boolean"}
-    if value is None:
-        return "null"
-    return names.get(type(value), "a number")

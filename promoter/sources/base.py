@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -22,10 +23,15 @@ __all__ = [
     "Normalized",
     "SignatureError",
     "SourceConfig",
+    "bare_host",
     "cloud_event",
     "field_of",
     "ignored",
+    "json_kind",
+    "kind_of",
     "parse_json",
+    "prefixed",
+    "required_text",
     "rfc3339",
     "stable_id",
     "text_of",
@@ -163,7 +169,7 @@ _FRACTION = re.compile(r"(\.\d{6})\d+")
 def rfc3339(value: object, what: str) -> datetime:
     """Parse an RFC 3339 timestamp (nanoseconds, `Z`); MalformedError if it is not one."""
     if not isinstance(value, str):
-        raise MalformedError(f"{what} must be an RFC 3339 timestamp string, got {_kind(value)}")
+        raise MalformedError(f"{what} must be an RFC 3339 timestamp string, got {kind_of(value)}")
     text = _FRACTION.sub(r"\1", value.strip()).replace("z", "Z")
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
@@ -179,8 +185,28 @@ def rfc3339(value: object, what: str) -> datetime:
         raise MalformedError(f"{what} {value!r} is out of range") from None
 
 
-def _kind(value: object) -> str:
+def kind_of(value: object) -> str:
+    """What a parsed JSON value is, for messages: "null" for None, else its type's name."""
     return "null" if value is None else type(value).__name__
+
+
+_KIND_WORDS = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+
+
+def json_kind(value: object) -> str:
+    """What a parsed JSON value is, in JSON's words: "null", "an object", ..., "a number"."""
+    if value is None:
+        return "null"
+    return _KIND_WORDS.get(type(value), "a number")
+
+
+@contextmanager
+def prefixed(prefix: str) -> Iterator[None]:
+    """Prefix the message of any DeliveryError raised inside with `prefix`, keeping its class."""
+    try:
+        yield
+    except DeliveryError as exc:
+        raise type(exc)(f"{prefix}{exc}") from None
 
 
 def field_of(
@@ -196,7 +222,7 @@ def field_of(
         walked.append(key)
         if not isinstance(current, Mapping):
             where = ".".join(walked[:-1]) or "body"
-            raise MalformedError(f"{where} must be a JSON object, got {_kind(current)}")
+            raise MalformedError(f"{where} must be a JSON object, got {kind_of(current)}")
         current = current.get(key)
     if current is None and optional:
         return None
@@ -204,7 +230,7 @@ def field_of(
         raise MalformedError(f"{path} is missing")
     if not isinstance(current, kind) or (isinstance(current, bool) and bool not in _kinds(kind)):
         names = " or ".join(k.__name__ for k in _kinds(kind))
-        raise MalformedError(f"{path} must be {names}, got {_kind(current)}")
+        raise MalformedError(f"{path} must be {names}, got {kind_of(current)}")
     return current
 
 
@@ -218,6 +244,21 @@ def text_of(obj: object, path: str, *, optional: bool = False) -> str | None:
     if optional and value == "":
         return None
     return value  # type: ignore[no-any-return]  # field_of checked it is a str
+
+
+def required_text(obj: object, path: str) -> str:
+    """A non-empty string field; MalformedError names the path when it is missing or empty."""
+    value = text_of(obj, path, optional=True)
+    if value is None:
+        raise MalformedError(f"{path} is missing or empty")
+    return value
+
+
+def bare_host(registry: str) -> str:
+    """`registry` without a scheme or trailing slash, as image references name it."""
+    for scheme in ("https://", "http://"):
+        registry = registry.removeprefix(scheme)
+    return registry.rstrip("/")
 
 
 def cloud_event(

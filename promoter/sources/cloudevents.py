@@ -5,8 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -16,13 +15,14 @@ from promoter.errors import EventError
 from promoter.sources import harbor
 from promoter.sources.base import (
     Delivery,
-    DeliveryError,
     MalformedError,
     MediaTypeError,
     Normalized,
     SourceConfig,
     ignored,
+    kind_of,
     parse_json,
+    prefixed,
 )
 from promoter.sources.verify import verify_shared_secret
 
@@ -75,14 +75,14 @@ def normalize(delivery: Delivery, config: SourceConfig, now: datetime) -> Normal
 def _batch(events: Any, config: SourceConfig, now: datetime) -> Normalized:
     if not isinstance(events, list):
         raise MalformedError(
-            f"a {BATCH} body must be a JSON array of events, got {_kind(events)}; "
+            f"a {BATCH} body must be a JSON array of events, got {kind_of(events)}; "
             f"send a single event as {STRUCTURED}"
         )
     if not events:
         return ignored("empty batch: the array held no events")
     result = Normalized()
     for index, event in enumerate(events):
-        with _at(f"event {index}: "):
+        with prefixed(f"event {index}: "):
             result += _event(event, config, now)
     return result
 
@@ -91,7 +91,7 @@ def _event(obj: Any, config: SourceConfig, now: datetime) -> Normalized:
     if not isinstance(obj, Mapping):
         raise MalformedError(
             f"a CloudEvent must be a JSON object with specversion, id, source and type, "
-            f"got {_kind(obj)}"
+            f"got {kind_of(obj)}"
         )
     attributes = {key: value for key, value in obj.items() if value is not None}
     _check_envelope(attributes)
@@ -112,7 +112,7 @@ def _check_envelope(attributes: Mapping[str, Any]) -> None:
         raise MalformedError('specversion is missing; a CloudEvent needs "specversion": "1.0"')
     if version != "1.0":
         raise MalformedError(
-            f'specversion must be the string "1.0", got {version!r} ({_kind(version)}); '
+            f'specversion must be the string "1.0", got {version!r} ({kind_of(version)}); '
             "promoter speaks CloudEvents 1.0"
         )
     for name in REQUIRED:
@@ -146,7 +146,7 @@ def _decoded(attributes: dict[str, Any]) -> dict[str, Any]:
             'carry JSON: send "data" as a JSON object (or datacontenttype application/json)'
         )
     if not isinstance(encoded, str):
-        raise MalformedError(f"data_base64 must be a base64 string, got {_kind(encoded)}")
+        raise MalformedError(f"data_base64 must be a base64 string, got {kind_of(encoded)}")
     try:
         raw = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
@@ -189,16 +189,3 @@ def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     kind, slash, subtype = media.partition("/")
     return bool(kind and slash) and (subtype == "json" or subtype.endswith("+json"))
-
-
-def _kind(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-@contextmanager
-def _at(prefix: str) -> Iterator[None]:
-    """Prefix the message of any DeliveryError raised inside with `prefix`, keeping its kind."""
-    try:
-        yield
-    except DeliveryError as exc:
-        raise type(exc)(f"{prefix}{exc}") from None

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,9 +13,13 @@ from promoter.sources.base import (
     MalformedError,
     Normalized,
     SourceConfig,
+    bare_host,
     cloud_event,
     field_of,
     ignored,
+    kind_of,
+    prefixed,
+    required_text,
     rfc3339,
     stable_id,
     text_of,
@@ -63,15 +66,14 @@ def normalize(delivery: Delivery, config: SourceConfig, now: datetime) -> Normal
     result = Normalized()
     for index, event in enumerate(events):
         if not isinstance(event, Mapping):
-            kind = "null" if event is None else type(event).__name__
-            raise MalformedError(f"events[{index}] must be a JSON object, got {kind}")
+            raise MalformedError(f"events[{index}] must be a JSON object, got {kind_of(event)}")
         result += _event(event, f"events[{index}]", config)
     return result
 
 
 def _event(event: Mapping[str, Any], path: str, config: SourceConfig) -> Normalized:
-    with _at(f"{path}."):
-        action = _text(event, "action")
+    with prefixed(f"{path}."):
+        action = required_text(event, "action")
         media = text_of(event, "target.mediaType", optional=True)
         tag = text_of(event, "target.tag", optional=True)
     what = f"{path}: {action} of {_reference(event)}"
@@ -86,14 +88,14 @@ def _event(event: Mapping[str, Any], path: str, config: SourceConfig) -> Normali
             f"{what} ignored: pushed by digest without a tag, "
             "e.g. one platform of a multi-arch index"
         )
-    with _at(f"{path}."):
+    with prefixed(f"{path}."):
         return _image(event, tag, config)
 
 
 def _image(event: Mapping[str, Any], tag: str, config: SourceConfig) -> Normalized:
-    name = _text(event, "target.repository")
-    digest = _text(event, "target.digest")
-    stamp = _text(event, "timestamp")
+    name = required_text(event, "target.repository")
+    digest = required_text(event, "target.digest")
+    stamp = required_text(event, "timestamp")
     when = rfc3339(stamp, "timestamp")
     repository = f"{_host(event, config)}/{name}"
     event_id = text_of(event, "id", optional=True)
@@ -109,7 +111,7 @@ def _image(event: Mapping[str, Any], tag: str, config: SourceConfig) -> Normaliz
 def _host(event: Mapping[str, Any], config: SourceConfig) -> str:
     """The registry's host[:port]: configured, else from target.url, else request.host."""
     if config.registry:
-        return _bare_host(config.registry)
+        return bare_host(config.registry)
     url = text_of(event, "target.url", optional=True)
     if url:
         try:
@@ -126,13 +128,6 @@ def _host(event: Mapping[str, Any], config: SourceConfig) -> str:
     )
 
 
-def _bare_host(registry: str) -> str:
-    """`registry` without a scheme or trailing slash, as image references name it."""
-    for scheme in ("https://", "http://"):
-        registry = registry.removeprefix(scheme)
-    return registry.rstrip("/")
-
-
 def _reference(event: Mapping[str, Any]) -> str:
     """`repository:tag@digest` as far as the event says, for ignore reasons; never raises."""
     target = event.get("target")
@@ -145,20 +140,3 @@ def _reference(event: Mapping[str, Any]) -> str:
 
 def _shown(value: object, prefix: str, default: str = "") -> str:
     return f"{prefix}{value}" if isinstance(value, str) and value else default
-
-
-def _text(obj: object, path: str) -> str:
-    """A required, non-empty string field; MalformedError names the path."""
-    value = text_of(obj, path, optional=True)
-    if value is None:
-        raise MalformedError(f"{path} is missing or empty")
-    return value
-
-
-@contextmanager
-def _at(prefix: str) -> Iterator[None]:
-    """Prefix the path of a MalformedError raised inside with `prefix`."""
-    try:
-        yield
-    except MalformedError as exc:
-        raise MalformedError(f"{prefix}{exc}") from None

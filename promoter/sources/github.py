@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,6 +20,7 @@ from promoter.sources.base import (
     cloud_event,
     field_of,
     ignored,
+    kind_of,
     parse_json,
     rfc3339,
 )
@@ -97,8 +99,7 @@ def _payload(delivery: Delivery, media: str) -> Mapping[str, Any]:
     """The JSON payload: the body itself, or the `payload` field of a form body."""
     payload = delivery.json("GitHub payload") if media == _JSON else _form_payload(delivery.body)
     if not isinstance(payload, Mapping):
-        shown = "null" if payload is None else type(payload).__name__
-        raise MalformedError(f"GitHub payload must be a JSON object, got {shown}")
+        raise MalformedError(f"GitHub payload must be a JSON object, got {kind_of(payload)}")
     return payload
 
 
@@ -133,7 +134,7 @@ def _object(obj: object, path: str, *, optional: bool = False) -> Mapping[str, A
     value = _optional(obj, path, _JSON_KINDS) if optional else field_of(obj, path, _JSON_KINDS)
     if value is None or isinstance(value, Mapping):
         return value
-    raise MalformedError(f"{path} must be a JSON object, got {type(value).__name__}")
+    raise MalformedError(f"{path} must be a JSON object, got {kind_of(value)}")
 
 
 def _optional_text(obj: object, path: str) -> str | None:
@@ -237,13 +238,28 @@ _WORKFLOW_RUN = (
 _PING = "GitHub ping: the webhook reaches promoter; a ping carries no event"
 
 
-def _promoter_pr(payload: Mapping[str, Any]) -> tuple[int, str, str, dict[str, str]] | str:
-    """(number, pipeline, environment, trailers) of a promoter PR, or why it is not one."""
+@dataclass(frozen=True)
+class _PromoterPR:
+    """What promoter reads off one of its own PRs: its branch and its body's trailers."""
+
+    number: int
+    pipeline: str
+    environment: str
+    trailers: dict[str, str]
+
+
+def _promoter_pr(payload: Mapping[str, Any], event: str, wanted: str) -> _PromoterPR | Normalized:
+    """The promoter PR an `event` with action `wanted` is about, or why the delivery is ignored."""
+    action = _text(payload, "action")
+    if action != wanted:
+        return ignored(f"{event} action {action!r} is ignored; only {wanted!r} is")
     number = field_of(payload, "pull_request.number", int)
     ref = _text(payload, "pull_request.head.ref")
     parsed = parse_branch(ref)
     if parsed is None:
-        return f"PR #{number} is not a promoter PR: its branch {ref!r} is not promoter/<p>/<env>"
+        return ignored(
+            f"PR #{number} is not a promoter PR: its branch {ref!r} is not promoter/<p>/<env>"
+        )
     pipeline, environment = parsed
     body = _optional(payload, "pull_request.body", str) or ""
     trailers = parse_trailers(body.replace("\r\n", "\n"))
@@ -252,89 +268,91 @@ def _promoter_pr(payload: Mapping[str, Any]) -> tuple[int, str, str, dict[str, s
         trailers.get("Promoter-Environment", environment),
     )
     if named != parsed:
-        return (
+        return ignored(
             f"PR #{number}: its branch names {pipeline}/{environment} but its body's trailers "
             f"name {named[0]}/{named[1]}; fix the PR body or branch, promoter trusts neither"
         )
-    return number, pipeline, environment, trailers
+    return _PromoterPR(number, pipeline, environment, trailers)
 
 
-def _review(
-    payload: Mapping[str, Any], delivery_id: str, _config: SourceConfig, _now: datetime
+_PRReader = Callable[[Mapping[str, Any], _PromoterPR, str], Normalized]
+
+
+def _on_promoter_pr(event: str, wanted: str, read: _PRReader) -> Handler:
+    """The handler for `event`: `read` turns action `wanted` on a promoter PR into its event."""
+
+    def handle(
+        payload: Mapping[str, Any], delivery_id: str, _config: SourceConfig, _now: datetime
+    ) -> Normalized:
+        pr = _promoter_pr(payload, event, wanted)
+        return pr if isinstance(pr, Normalized) else read(payload, pr, delivery_id)
+
+    return handle
+
+
+def _pr_event(
+    event_type: str, data: dict[str, Any], payload: Mapping[str, Any], stamp: str, event_id: str
 ) -> Normalized:
-    action = _text(payload, "action")
-    if action != "submitted":
-        return ignored(f"pull_request_review action {action!r} is ignored; only 'submitted' is")
-    pr = _promoter_pr(payload)
-    if isinstance(pr, str):
-        return ignored(pr)
-    number, pipeline, environment, trailers = pr
+    """The PR event with `data`, dated by the payload's timestamp at path `stamp`."""
+    when = rfc3339(_text(payload, stamp), stamp)
+    event = cloud_event(event_type, data, source=SOURCE, event_id=event_id, time=when)
+    return Normalized(events=(event,))
+
+
+def _review(payload: Mapping[str, Any], pr: _PromoterPR, delivery_id: str) -> Normalized:
     state = _text(payload, "review.state").lower()
     if state not in _VERDICTS:
         return ignored(
-            f"review of PR #{number} is {state!r}: promoter counts only approvals and "
+            f"review of PR #{pr.number} is {state!r}: promoter counts only approvals and "
             "change requests"
         )
     commit = _text(payload, "review.commit_id")
     head = _text(payload, "pull_request.head.sha")
     if commit != head:
         return ignored(
-            f"review of an older commit of PR #{number} ({commit}; head is now {head}); "
+            f"review of an older commit of PR #{pr.number} ({commit}; head is now {head}); "
             "it does not count for what the PR carries now"
         )
     data: dict[str, Any] = {
-        "pipeline": pipeline,
-        "environment": environment,
+        "pipeline": pr.pipeline,
+        "environment": pr.environment,
         "reviewer": _text(payload, "review.user.login"),
         "teams": [],
         "state": state,
-        "pr": number,
+        "pr": pr.number,
     }
-    if trailers.get("Promoter-Bundle"):
-        data["bundle"] = trailers["Promoter-Bundle"]
-    when = rfc3339(_text(payload, "review.submitted_at"), "review.submitted_at")
-    event = cloud_event(PR_REVIEWED, data, source=SOURCE, event_id=delivery_id, time=when)
-    return Normalized(events=(event,))
+    if pr.trailers.get("Promoter-Bundle"):
+        data["bundle"] = pr.trailers["Promoter-Bundle"]
+    return _pr_event(PR_REVIEWED, data, payload, "review.submitted_at", delivery_id)
 
 
-def _closed(
-    payload: Mapping[str, Any], delivery_id: str, _config: SourceConfig, _now: datetime
-) -> Normalized:
-    action = _text(payload, "action")
-    if action != "closed":
-        return ignored(f"pull_request action {action!r} is ignored; only 'closed' is")
-    pr = _promoter_pr(payload)
-    if isinstance(pr, str):
-        return ignored(pr)
-    number, pipeline, environment, trailers = pr
-    bundle = trailers.get("Promoter-Bundle")
+def _closed(payload: Mapping[str, Any], pr: _PromoterPR, delivery_id: str) -> Normalized:
+    bundle = pr.trailers.get("Promoter-Bundle")
     if not bundle:
         return ignored(
-            f"PR #{number}: the PR body lacks the Promoter-Bundle trailer, so promoter cannot "
+            f"PR #{pr.number}: the PR body lacks the Promoter-Bundle trailer, so promoter cannot "
             "tell which bundle it carried; restore the trailer block promoter wrote"
         )
     merged: bool = field_of(payload, "pull_request.merged", bool)
     by = _optional_text(payload, "pull_request.merged_by.login") if merged else None
     data = {
-        "pipeline": pipeline,
-        "environment": environment,
+        "pipeline": pr.pipeline,
+        "environment": pr.environment,
         "bundle": bundle,
         "merged": merged,
-        "pr": number,
+        "pr": pr.number,
         "sha": _optional_text(payload, "pull_request.merge_commit_sha") if merged else None,
         "by": by or _optional_text(payload, "sender.login"),
     }
-    when = rfc3339(_text(payload, "pull_request.closed_at"), "pull_request.closed_at")
     present = {k: v for k, v in data.items() if v is not None}
-    event = cloud_event(PR_CLOSED, present, source=SOURCE, event_id=delivery_id, time=when)
-    return Normalized(events=(event,))
+    return _pr_event(PR_CLOSED, present, payload, "pull_request.closed_at", delivery_id)
 
 
 _HANDLERS: dict[str, Handler] = {
     "package": _package("package"),
     "registry_package": _package("registry_package"),
-    "pull_request_review": _review,
-    "pull_request": _closed,
+    "pull_request_review": _on_promoter_pr("pull_request_review", "submitted", _review),
+    "pull_request": _on_promoter_pr("pull_request", "closed", _closed),
     "workflow_run": _always_ignored(_WORKFLOW_RUN),
     "ping": _always_ignored(_PING),
 }

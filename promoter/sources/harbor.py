@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,9 +13,13 @@ from promoter.sources.base import (
     MalformedError,
     Normalized,
     SourceConfig,
+    bare_host,
     cloud_event,
     field_of,
     ignored,
+    kind_of,
+    prefixed,
+    required_text,
     rfc3339,
     stable_id,
     text_of,
@@ -53,8 +56,9 @@ def normalize(delivery: Delivery, config: SourceConfig, now: datetime) -> Normal
     media = delivery.require_media_type(DEFAULT_FORMAT, CLOUDEVENTS_FORMAT)
     payload = delivery.json()
     if not isinstance(payload, Mapping):
-        kind = "null" if payload is None else type(payload).__name__
-        raise MalformedError(f"body must be a JSON object (a Harbor webhook payload), got {kind}")
+        raise MalformedError(
+            f"body must be a JSON object (a Harbor webhook payload), got {kind_of(payload)}"
+        )
     if media == CLOUDEVENTS_FORMAT:
         return from_cloudevent(payload, config, now)
     return _from_default(payload, config)
@@ -80,18 +84,18 @@ def from_cloudevent(obj: Mapping[str, Any], config: SourceConfig, now: datetime)
             f'specversion must be the string "1.0", got {obj.get("specversion")!r}; '
             "Harbor's CloudEvents format sends 1.0"
         )
-    kind = _text(obj, "type")
+    kind = required_text(obj, "type")
     if kind != CE_PUSH:
         event_id = obj.get("id")
         return ignored(
             f"Harbor event {event_id}: type {kind!r} ignored; only {CE_PUSH} announces a new image"
         )
-    when = rfc3339(_text(obj, "time"), "time")
+    when = rfc3339(required_text(obj, "time"), "time")
     return _pushed(obj, "data", when, config)
 
 
 def _from_default(payload: Mapping[str, Any], config: SourceConfig) -> Normalized:
-    kind = _text(payload, "type")
+    kind = required_text(payload, "type")
     if kind != PUSH:
         return ignored(
             f"Harbor {kind} event at occur_at {payload.get('occur_at')} ignored; "
@@ -109,7 +113,7 @@ def _pushed(
     root: Mapping[str, Any], where: str, when: datetime, config: SourceConfig
 ) -> Normalized:
     """Events for the resources of a push; `where` is the member holding `event_data`."""
-    full_name = _text(root, f"{where}.repository.repo_full_name")
+    full_name = required_text(root, f"{where}.repository.repo_full_name")
     resources = field_of(root, f"{where}.resources", list)
     if not resources:
         return ignored(f"Harbor push to {full_name} ignored: {where}.resources is empty")
@@ -117,8 +121,7 @@ def _pushed(
     for index, resource in enumerate(resources):
         path = f"{where}.resources[{index}]"
         if not isinstance(resource, Mapping):
-            kind = "null" if resource is None else type(resource).__name__
-            raise MalformedError(f"{path} must be a JSON object, got {kind}")
+            raise MalformedError(f"{path} must be a JSON object, got {kind_of(resource)}")
         result += _resource(resource, path, full_name, when, config)
     return result
 
@@ -126,7 +129,7 @@ def _pushed(
 def _resource(
     resource: Mapping[str, Any], path: str, full_name: str, when: datetime, config: SourceConfig
 ) -> Normalized:
-    with _at(f"{path}."):
+    with prefixed(f"{path}."):
         tag = text_of(resource, "tag", optional=True)
     if tag is None or tag.startswith("sha256:") or _DIGEST.match(tag):
         shown = resource.get("digest") or tag or "an artifact"
@@ -134,11 +137,11 @@ def _resource(
             f"Harbor push of {full_name}@{shown} ignored: pushed without a tag (Harbor then "
             "puts the digest in `tag`); only tagged pushes are promoted"
         )
-    with _at(f"{path}."):
-        digest = _text(resource, "digest")
+    with prefixed(f"{path}."):
+        digest = required_text(resource, "digest")
         host = _host(resource, config)
     seconds = int(when.timestamp())
-    with _at(f"{path}: "):
+    with prefixed(f"{path}: "):
         event = cloud_event(
             IMAGE_BUILT,
             {"repository": f"{host}/{full_name}", "tag": tag, "digest": digest, "labels": {}},
@@ -151,7 +154,7 @@ def _resource(
 
 def _host(resource: Mapping[str, Any], config: SourceConfig) -> str:
     if config.registry:
-        return _bare_host(config.registry)
+        return bare_host(config.registry)
     url = text_of(resource, "resource_url", optional=True) or ""
     host, slash, _ = url.partition("/")
     if not slash or not host:
@@ -160,27 +163,3 @@ def _host(resource: Mapping[str, Any], config: SourceConfig) -> str:
             "source's `registry` setting (e.g. registry: harbor.example.com)"
         )
     return host
-
-
-def _bare_host(registry: str) -> str:
-    """`registry` without a scheme or trailing slash, as image references name it."""
-    for scheme in ("https://", "http://"):
-        registry = registry.removeprefix(scheme)
-    return registry.rstrip("/")
-
-
-def _text(obj: object, path: str) -> str:
-    """A required, non-empty string field; MalformedError names the path."""
-    value = text_of(obj, path, optional=True)
-    if value is None:
-        raise MalformedError(f"{path} is missing or empty")
-    return value
-
-
-@contextmanager
-def _at(prefix: str) -> Iterator[None]:
-    """Prefix the path of a MalformedError raised inside with `prefix`."""
-    try:
-        yield
-    except MalformedError as exc:
-        raise MalformedError(f"{prefix}{exc}") from None

@@ -16,6 +16,7 @@ from promoter.sources.base import (
     cloud_event,
     field_of,
     ignored,
+    kind_of,
     rfc3339,
     stable_id,
 )
@@ -116,7 +117,7 @@ def _object(obj: object, path: str, *, optional: bool = False) -> Mapping[str, A
     value = field_of(obj, path, _JSON_KINDS, optional=optional)
     if value is None or isinstance(value, Mapping):
         return value
-    raise MalformedError(f"{path} must be a JSON object, got {type(value).__name__}")
+    raise MalformedError(f"{path} must be a JSON object, got {kind_of(value)}")
 
 
 def _strings(obj: object, path: str) -> dict[str, str]:
