@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -37,6 +37,7 @@ __all__ = [
     "ReviewEvent",
     "content_id",
     "parse_event",
+    "structured_event",
     "subject_for",
 ]
 
@@ -250,6 +251,21 @@ def parse_event(raw: bytes | str | Mapping[str, Any]) -> PromoterEvent:
         raise EventError(f"invalid {kind} event: {_describe(exc)}") from None
     except RecursionError:
         raise EventError(f"invalid {kind} event: nested too deeply") from None
+
+
+def structured_event(
+    event_type: str, data: Mapping[str, Any], *, event_id: str, source: str, time: datetime
+) -> dict[str, Any]:
+    """A structured-mode CloudEvent as promoter writes it (not yet validated: see parse_event)."""
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": event_type,
+        "time": time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "data": dict(data),
+    }
 
 
 def subject_for(event_type: str) -> str:

@@ -16,10 +16,11 @@ import structlog
 from promoter.errors import ConfigurationError
 from promoter.gateway.config import read_secret, source_config, source_configs
 from promoter.gateway.server import Gateway, serve
-from promoter.runtime.app import bus_options, open_bus, utc_now
-from promoter.runtime.commands import common_options
+from promoter.runtime.app import utc_now
+from promoter.runtime.bus import Bus
+from promoter.runtime.commands import common_options, connected, publish_and_report
 from promoter.settings import Settings
-from promoter.sources.base import Delivery, DeliveryError, Normalized, SourceConfig
+from promoter.sources.base import Delivery, DeliveryError, SourceConfig
 from promoter.sources.registry import SOURCES, normalize, source_named
 
 __all__ = ["add_gateway_commands"]
@@ -34,31 +35,26 @@ def _gateway(args: argparse.Namespace) -> int:
     configs = source_configs(settings)  # bad settings fail before any server starts
     host = args.host or settings.gateway_host
     port = settings.gateway_port if args.port is None else args.port
-    url = args.nats_url or settings.nats_url
-    state_dir = Path(args.state_dir or settings.state_dir)
 
-    async def main() -> int:
+    async def serve_until_stopped(_args: argparse.Namespace, bus: Bus) -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with open_bus(
-            url, state_dir, bus_options(settings), name="promoter-gateway", own=True
-        ) as bus:
-            gateway = Gateway(bus, configs, utc_now, max_body=settings.gateway_max_body)
-            async with serve(gateway, host, port) as bound:
-                unsigned = sorted(n for n, c in configs.items() if c.secret is None)
-                log.info("gateway listening", url=f"http://{host}:{bound}/hooks/<source>")
-                if unsigned:
-                    log.warning(
-                        "sources without a secret accept any sender that reaches the gateway",
-                        sources=unsigned,
-                    )
-                await stop.wait()
+        gateway = Gateway(bus, configs, utc_now, max_body=settings.gateway_max_body)
+        async with serve(gateway, host, port) as bound:
+            unsigned = sorted(n for n, c in configs.items() if c.secret is None)
+            log.info("gateway listening", url=f"http://{host}:{bound}/hooks/<source>")
+            if unsigned:
+                log.warning(
+                    "sources without a secret accept any sender that reaches the gateway",
+                    sources=unsigned,
+                )
+            await stop.wait()
         log.info("gateway stopped", answered=gateway.counts)
         return 0
 
-    return asyncio.run(main())
+    return connected(serve_until_stopped, own=True)(args)
 
 
 def _headers(path: str | None) -> dict[str, str]:
@@ -116,20 +112,15 @@ def _ingest(args: argparse.Namespace) -> int:
         for event in result.events:
             print(json.dumps(event, separators=(",", ":")))
         return 0
-    return asyncio.run(_publish(args, settings, result))
-
-
-async def _publish(args: argparse.Namespace, settings: Settings, result: Normalized) -> int:
     if not result.events:
-        return 0
-    url = args.nats_url or settings.nats_url
-    state_dir = Path(args.state_dir or settings.state_dir)
-    async with open_bus(url, state_dir, bus_options(settings), name="promoter-ingest") as bus:
+        return 0  # nothing to publish: no server is started
+
+    async def publish(_args: argparse.Namespace, bus: Bus) -> int:
         for event in result.events:
-            stored = await bus.publish_event(event)
-            note = "published" if stored else "duplicate (already published; ignored)"
-            print(f"{event['type']} {event['id']}: {note}")
-    return 0
+            await publish_and_report(bus, event)
+        return 0
+
+    return connected(publish)(args)
 
 
 def _wrap(text: str) -> str:

@@ -32,12 +32,14 @@ from promoter.runtime.emit import (
 from promoter.runtime.report import explain, history, pr_rows, status, status_table
 from promoter.settings import Settings
 
-__all__ = ["add_runtime_commands", "common_options"]
+__all__ = ["add_runtime_commands", "common_options", "connected", "publish_and_report"]
 
 Action = Callable[[argparse.Namespace, Bus], Awaitable[int]]
 
 
-def _connected(action: Action, *, own: bool = False) -> Callable[[argparse.Namespace], int]:
+def connected(action: Action, *, own: bool = False) -> Callable[[argparse.Namespace], int]:
+    """A command handler that runs `action` on a bus: --nats-url, else the embedded server."""
+
     def handler(args: argparse.Namespace) -> int:
         settings: Settings = args.settings
         url = args.nats_url or settings.nats_url
@@ -65,10 +67,11 @@ def _run(args: argparse.Namespace) -> int:
         await run_worker(runtime.worker(targets, options, worker_name()))
         return 0
 
-    return _connected(work, own=True)(args)
+    return connected(work, own=True)(args)
 
 
-async def _publish(bus: Bus, event: dict[str, Any]) -> int:
+async def publish_and_report(bus: Bus, event: dict[str, Any]) -> int:
+    """Publish `event` and print whether it was stored or a duplicate."""
     stored = await bus.publish_event(event)
     note = "published" if stored else "duplicate (already published; ignored)"
     print(f"{event['type']} {event['id']}: {note}")
@@ -97,9 +100,9 @@ def _emit(args: argparse.Namespace) -> int:
     event = _build_event(args)  # invalid input fails before any server is started
 
     async def publish(_args: argparse.Namespace, bus: Bus) -> int:
-        return await _publish(bus, event)
+        return await publish_and_report(bus, event)
 
-    return _connected(publish)(args)
+    return connected(publish)(args)
 
 
 async def _status(args: argparse.Namespace, bus: Bus) -> int:
@@ -170,7 +173,7 @@ async def _operate(args: argparse.Namespace, bus: Bus) -> int:
         "reason": args.reason,
         "bundle": getattr(args, "bundle", None),
     }
-    return await _publish(bus, command_event(data, now=utc_now()))
+    return await publish_and_report(bus, command_event(data, now=utc_now()))
 
 
 def common_options(parser: argparse.ArgumentParser) -> None:
@@ -261,24 +264,24 @@ def add_runtime_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     st = commands.add_parser("status", help="what is live, pending and blocked, per environment")
     common_options(st)
     st.add_argument("--json", action="store_true", help="machine-readable output")
-    st.set_defaults(handler=_connected(_status))
+    st.set_defaults(handler=connected(_status))
 
     ex = commands.add_parser("explain", help="why an environment holds what it holds")
     common_options(ex)
     _target(ex)
-    ex.set_defaults(handler=_connected(_explain))
+    ex.set_defaults(handler=connected(_explain))
 
     hi = commands.add_parser("history", help="the audit trail: one record per decision")
     common_options(hi)
     hi.add_argument("pipeline", nargs="?", help="only this pipeline")
     hi.add_argument("--json", action="store_true", help="JSON Lines output")
-    hi.set_defaults(handler=_connected(_history))
+    hi.set_defaults(handler=connected(_history))
 
     prs = commands.add_parser("prs", help="PRs of the local provider")
     common_options(prs)
     prs.add_argument("--state", choices=["open", "merged", "closed", "all"], default="all")
     prs.add_argument("--json", action="store_true", help="machine-readable output")
-    prs.set_defaults(handler=_connected(_prs))
+    prs.set_defaults(handler=connected(_prs))
 
     for name, what in (("approve", "approve"), ("reject", "request changes on")):
         review = commands.add_parser(
@@ -289,7 +292,7 @@ def add_runtime_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         review.add_argument("--as", dest="as_user", metavar="USER", help="reviewer (default: you)")
         review.add_argument("--team", action="append", metavar="TEAM", help="reviewer's team")
         review.add_argument("--comment", "-m", help="review comment")
-        review.set_defaults(handler=_connected(_review))
+        review.set_defaults(handler=connected(_review))
 
     helps = {
         "hold": "freeze an environment: nothing is proposed or merged until resume",
@@ -305,4 +308,4 @@ def add_runtime_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
             op.add_argument("--bundle", help="bundle id (see `promoter explain`)")
         op.add_argument("--reason", help="why (recorded in history)")
         op.add_argument("--as", dest="as_user", metavar="USER", help="who (default: you)")
-        op.set_defaults(handler=_connected(_operate))
+        op.set_defaults(handler=connected(_operate))

@@ -15,6 +15,7 @@ from promoter.core.events import (
     PR_REVIEWED,
     content_id,
     parse_event,
+    structured_event,
 )
 from promoter.errors import ConfigurationError, EventError
 
@@ -78,15 +79,13 @@ def cloud_event(
     Builds and registrations omit the time from the id so that re-running the same CI step
     publishes a duplicate that dedupes; signals and commands include it, as each is new.
     """
-    event = {
-        "specversion": "1.0",
-        "id": event_id or content_id(event_type, data, now if id_from_time else None),
-        "source": source or DEFAULT_SOURCE,
-        "type": event_type,
-        "time": now.isoformat().replace("+00:00", "Z"),
-        "datacontenttype": "application/json",
-        "data": data,
-    }
+    event = structured_event(
+        event_type,
+        data,
+        event_id=event_id or content_id(event_type, data, now if id_from_time else None),
+        source=source or DEFAULT_SOURCE,
+        time=now,
+    )
     try:
         parse_event(event)
     except EventError as exc:  # bad command-line input: a usage problem

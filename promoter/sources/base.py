@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from promoter.core.events import parse_event
+from promoter.core.events import parse_event, structured_event
 from promoter.errors import EventError
 
 __all__ = [
@@ -262,26 +262,10 @@ def bare_host(registry: str) -> str:
 
 
 def cloud_event(
-    event_type: str,
-    data: Mapping[str, Any],
-    *,
-    source: str,
-    event_id: str,
-    time: datetime,
-    subject: str | None = None,
+    event_type: str, data: Mapping[str, Any], *, source: str, event_id: str, time: datetime
 ) -> dict[str, Any]:
     """A structured promoter CloudEvent, validated; MalformedError if the values do not fit."""
-    event: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": source,
-        "type": event_type,
-        "time": time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "datacontenttype": "application/json",
-        "data": dict(data),
-    }
-    if subject:
-        event["subject"] = subject
+    event = structured_event(event_type, data, event_id=event_id, source=source, time=time)
     try:
         parse_event(event)
     except EventError as exc:
