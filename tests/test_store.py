@@ -184,3 +184,18 @@ async def test_an_unreachable_nats_url_is_reported_without_its_password(
     ) as info:
         await bus_module.connect("nats://user:secret@127.0.0.1:9", name="test")
     assert "secret" not in str(info.value)
+
+
+async def test_a_kept_lease_outlives_its_ttl_until_the_block_ends(bus: Bus) -> None:
+    clock = [1000.0]
+    a = Leases(bus.leases, "a", ttl=0.3, now=lambda: clock[0])
+    b = Leases(bus.leases, "b", ttl=0.3, now=lambda: clock[0])
+    held = await a.acquire("pipeline.shop")
+    assert held is not None
+    async with held.kept():
+        for _ in range(5):  # a long effect: time passes, the heartbeat renews
+            clock[0] += 0.2
+            await asyncio.sleep(0.15)
+            assert await b.acquire("pipeline.shop") is None
+    clock[0] += 0.31  # no heartbeat after the block: the lease lapses
+    assert await b.acquire("pipeline.shop") is not None

@@ -11,9 +11,11 @@ dead worker had started is harmless.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from nats.js import JetStreamContext
@@ -142,6 +144,29 @@ class Lease:
             return False
         self.written = self.leases.now()
         return True
+
+    @contextlib.asynccontextmanager
+    async def kept(self) -> AsyncIterator[None]:
+        """Renew the lease in the background while the block runs.
+
+        One effect (a slow push, a merge with retries) may outlast the TTL, and another worker
+        must not take the pipeline over while it runs.
+        """
+        done = asyncio.Event()
+
+        async def beat() -> None:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), self.leases.ttl / 3)
+                if done.is_set() or not await self.renew():
+                    return  # a lost lease is caught by the record's compare-and-set
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            done.set()
+            await task  # never cancelled mid-write: the revision must stay known
 
     async def release(self) -> None:
         """Give the lease up (if still ours)."""

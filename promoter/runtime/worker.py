@@ -279,7 +279,8 @@ class Worker:
                 if _superseded(record.outbox):
                     outcome = Outcome(detail="skipped: a newer bundle follows in the outbox")
                 else:
-                    outcome = await self.runner.carry_out(target, effect)
+                    async with lease.kept():
+                        outcome = await self.runner.carry_out(target, effect)
             except PromoterError as exc:
                 if exc.retryable:
                     await self._retry(record, revision, effect, exc, bound)
