@@ -9,8 +9,10 @@ PromoterError
 ├── UpdateError          a file cannot be updated as asked (terminal: fix the file or pipeline)
 ├── GitError             a git operation failed for good (terminal: conflict, missing branch)
 │   └── MergeConflict    (promoter.gitops.repo) the base changed the same lines
+├── HeadMovedError       a PR's head is not the one approved (re-validate, never retry blindly)
 └── TransientError       a dependency failed in a way that may pass (retryable)
     ├── PushRejectedError  the remote refused a push because it moved (fetch and retry)
+    ├── RateLimitedError   the SCM asked us to wait longer than a worker should block
     └── StaleRecordError   (promoter.runtime.store) another worker wrote the record first
 ```
 """
@@ -23,10 +25,12 @@ __all__ = [
     "ConfigurationError",
     "EventError",
     "GitError",
+    "HeadMovedError",
     "PipelineError",
     "Problem",
     "PromoterError",
     "PushRejectedError",
+    "RateLimitedError",
     "TimelineError",
     "TransientError",
     "UpdateError",
@@ -88,3 +92,15 @@ class GitError(PromoterError):
 
 class PushRejectedError(TransientError):
     """The remote rejected a push (it moved, or a hook refused); fetch and try again."""
+
+
+class HeadMovedError(PromoterError):
+    """A PR's head is not the commit its approvals were given on; the merge must be re-decided."""
+
+
+class RateLimitedError(TransientError):
+    """The SCM rate-limited us for `retry_after` seconds, longer than a worker should block."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from promoter.errors import ConfigurationError
 
-__all__ = ["Settings", "SourceSettings", "load_settings"]
+__all__ = ["Settings", "SourceSettings", "load_settings", "read_secret"]
 
 
 class SourceSettings(BaseModel):
@@ -59,6 +59,29 @@ class Settings(BaseSettings):
     sources: dict[str, SourceSettings] = Field(
         default_factory=dict, description="Webhook sources by name (underscores for dashes)."
     )
+    github_token: SecretStr | None = Field(
+        None, description="GitHub token for API calls and git pushes (never logged)."
+    )
+    github_token_file: Path | None = Field(None, description="File holding the GitHub token.")
+    github_app_id: int | None = Field(None, description="GitHub App id (instead of a token).")
+    github_app_private_key_file: Path | None = Field(
+        None, description="PEM private key of the GitHub App."
+    )
+    github_app_installation_id: int | None = Field(
+        None, description="The App's installation; unset: looked up per repository."
+    )
+    github_writes_per_minute: float = Field(
+        60.0,
+        gt=0,
+        le=68,
+        description="Shared GitHub write budget per minute (bursts add a sixth: stays under 80).",
+    )
+    github_writes_per_hour: float = Field(
+        450.0, gt=0, le=454, description="Shared GitHub write budget per hour (GitHub: 500)."
+    )
+    scm_poll_interval: float = Field(
+        60.0, gt=0, description="Seconds between polls of open PRs (webhooks wake sooner)."
+    )
     failpoints: str = Field("", description="Chaos testing only: NAME:COUNT crash points.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
@@ -74,6 +97,18 @@ class Settings(BaseSettings):
         if isinstance(value, dict):
             return {str(k).lower().replace("_", "-"): v for k, v in value.items()}
         return value
+
+
+def read_secret(path: Path, what: str) -> str:
+    """The secret in `path` (one trailing newline dropped); ConfigurationError if unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{what}: cannot read secret file {path}: {exc}") from None
+    secret = text.removesuffix("\n").removesuffix("\r")
+    if not secret:
+        raise ConfigurationError(f"{what}: secret file {path} is empty")
+    return secret
 
 
 def load_settings() -> Settings:

@@ -21,6 +21,7 @@ from promoter.runtime.bus import Bus, BusOptions, connect
 from promoter.runtime.emit import health_event, image_event, model_event
 from promoter.runtime.natsserver import EmbeddedServer
 from promoter.runtime.options import WorkerOptions
+from promoter.runtime.providers import GitHubSetup
 from promoter.runtime.report import status
 from promoter.runtime.store import StateStore
 from promoter.runtime.worker import Worker
@@ -122,6 +123,7 @@ class Harness:
     pipelines: Path = field(init=False)
     bus: Bus = field(init=False)
     workers: list[tuple[Worker, asyncio.Task[None]]] = field(default_factory=list)
+    github: GitHubSetup | None = None
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     async def start(
@@ -154,7 +156,7 @@ class Harness:
         targets = load_targets([self.pipelines])
         await publish_pipelines(self.bus, targets)
         bus = await connect(self.server.url, name=name, options=self.bus.options)
-        runtime = Runtime(bus, self.root / f"state-{name}", clock or self.clock)
+        runtime = Runtime(bus, self.root / f"state-{name}", clock or self.clock, self.github)
         worker = runtime.worker(targets, options, name)
         self.workers.append((worker, asyncio.create_task(worker.run())))
         return worker

@@ -179,7 +179,7 @@ def test_approve_without_an_open_pr_says_so(setup: tuple[Path, Path, Path]) -> N
     assert "shop/prod has no open PR to review; see `promoter prs`" in done.stderr
 
 
-def test_run_refuses_pipelines_no_provider_can_serve(tmp_path: Path) -> None:
+def test_run_refuses_github_pipelines_without_credentials(tmp_path: Path) -> None:
     done = promoter(
         "run",
         "--pipelines",
@@ -188,8 +188,8 @@ def test_run_refuses_pipelines_no_provider_can_serve(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 1
-    assert "needs the GitHub provider" in done.stderr
-    assert "checkout" in done.stderr
+    assert "pipelines checkout open PRs on GitHub: set PROMOTER_GITHUB_TOKEN" in done.stderr
+    assert not (tmp_path / "state").exists()  # refused before any server started
 
 
 @pytest.mark.slow

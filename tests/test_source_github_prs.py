@@ -39,14 +39,32 @@ def test_changes_requested_is_compared_case_insensitively() -> None:
 def test_comment_review_is_ignored() -> None:
     reason = only_reason(run(encode(review(review__state="commented")), "pull_request_review"))
     assert reason == (
-        "review of PR #42 is 'commented': promoter counts only approvals and change requests"
+        "review of PR #42 is 'commented': promoter counts only approvals, change requests and "
+        "dismissals"
     )
 
 
-@pytest.mark.parametrize("action", ["dismissed", "edited"])
-def test_other_review_actions_are_ignored(action: str) -> None:
-    reason = only_reason(run(encode(review(action=action)), "pull_request_review"))
-    assert reason == f"pull_request_review action {action!r} is ignored; only 'submitted' is"
+def test_other_review_actions_are_ignored() -> None:
+    reason = only_reason(run(encode(review(action="edited")), "pull_request_review"))
+    assert reason == (
+        "pull_request_review action 'edited' is ignored; only 'submitted' and 'dismissed' are"
+    )
+
+
+def test_a_dismissal_withdraws_the_reviewers_verdict() -> None:
+    payload = review(action="dismissed", review__state="dismissed")
+    [event] = run(encode(payload), "pull_request_review").events
+    assert event["data"]["state"] == "dismissed"
+    assert event["data"]["reviewer"] == "bob"
+
+
+def test_a_change_request_on_an_older_commit_still_counts() -> None:
+    payload = review(
+        review__state="changes_requested",
+        review__commit_id="1405df66cbe219b0bf6355bc3d60361a8376b6b4",
+    )
+    [event] = run(encode(payload), "pull_request_review").events
+    assert event["data"]["state"] == "changes_requested"
 
 
 def test_review_of_an_older_commit_is_ignored() -> None:

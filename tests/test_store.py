@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 from gitfixtures import make_remote, remote_log
 
+from promoter.core.pipeline import is_local_location
 from promoter.errors import ConfigurationError, TransientError
 from promoter.runtime.bus import Bus
 from promoter.runtime.effects import Workspaces
 from promoter.runtime.failpoints import Failpoints
 from promoter.runtime.store import Leases, Record, StaleRecordError, StateStore
 from promoter.scm.base import PullRequestSpec, Review
-from promoter.scm.local import LocalPullRequests, is_local_url
+from promoter.scm.local import LocalPullRequests
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -157,12 +158,12 @@ def test_failpoints_parse_and_reject_unknown_points() -> None:
 
 
 def test_local_urls() -> None:
-    assert is_local_url("/srv/gitops")
-    assert is_local_url("./gitops")
-    assert is_local_url("file:///srv/gitops")
-    assert is_local_url("gitops")
-    assert not is_local_url("https://github.com/acme/gitops")
-    assert not is_local_url("git@github.com:acme/gitops.git")
+    assert is_local_location("/srv/gitops")
+    assert is_local_location("./gitops")
+    assert is_local_location("file:///srv/gitops")
+    assert is_local_location("gitops")
+    assert not is_local_location("https://github.com/acme/gitops")
+    assert not is_local_location("git@github.com:acme/gitops.git")
 
 
 def test_record_keeps_a_bounded_list_of_applied_events() -> None:

@@ -208,6 +208,22 @@ CASES: dict[str, tuple[Edit, str]] = {
         ("promoter/v1", "promoter/v2"),
         "1:13: apiVersion: Input should be 'promoter/v1'",
     ),
+    "unknown-host-needs-provider": (
+        ("https://github.com/acme/gitops", "https://git.example.com/acme/gitops"),
+        "7:5: cannot tell who hosts 'https://git.example.com/acme/gitops': set provider: github",
+    ),
+    "github-url-without-repo": (
+        ("https://github.com/acme/gitops", "https://github.com/acme"),
+        "7:5: GitHub repository URL 'https://github.com/acme' must look like",
+    ),
+    "merge-method-on-local": (
+        ("https://github.com/acme/gitops", "./gitops\n    mergeMethod: squash"),
+        "7:5: apiUrl and mergeMethod apply to provider github only",
+    ),
+    "unknown-merge-method": (
+        ("    branch: main\n", "    branch: main\n    mergeMethod: fast-forward\n"),
+        "9:18: repository.mergeMethod: Input should be 'merge', 'squash' or 'rebase'",
+    ),
     "invalid-reviewer": (
         ("[alice, bob,", '[alice, "bob smith",'),
         "35:50: invalid reviewer 'bob smith'",
@@ -385,3 +401,39 @@ def test_cel_error_in_multiline_quoted_scalar_points_at_its_line() -> None:
 def test_typo_in_list_item_key_still_suggests_the_field() -> None:
     problems = problems_of(mutate(("    - name: api\n", "    - nme: api\n")))
     assert any("unknown field 'nme'" in p.message and "'name'" in p.message for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("repository", "provider", "api"),
+    [
+        ("{url: https://github.com/acme/gitops}", "github", "https://api.github.com"),
+        ("{url: ./gitops}", "local", None),
+        ("{url: file:///srv/gitops.git}", "local", None),
+        (
+            "{url: https://ghe.example.com/acme/gitops.git, provider: github}",
+            "github",
+            "https://ghe.example.com/api/v3",
+        ),
+        (
+            "{url: http://127.0.0.1:9/acme/gitops.git, provider: github, "
+            "apiUrl: http://127.0.0.1:9/api/v3/}",
+            "github",
+            "http://127.0.0.1:9/api/v3",
+        ),
+    ],
+)
+def test_the_provider_is_inferred_from_the_url_and_the_api_from_the_host(
+    repository: str, provider: str, api: str | None
+) -> None:
+    text = mutate(
+        (
+            "repository:\n    url: https://github.com/acme/gitops\n    branch: main\n",
+            f"repository: {repository}\n",
+        )
+    )
+    loaded, problems = load_text(text, "p.yaml")
+    assert problems == []
+    spec = loaded[0].pipeline.spec.repository
+    assert spec.provider == provider
+    if api is not None:
+        assert spec.github_api == api

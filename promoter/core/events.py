@@ -104,7 +104,9 @@ class PullReview(_Data):
     environment: str = Field(min_length=1, description="Environment name.")
     reviewer: str = Field(min_length=1, description="Who reviewed (a user login).")
     teams: list[str] = Field(default_factory=list, description="Teams the reviewer is in.")
-    state: Literal["approved", "changes_requested"] = Field(description="The verdict.")
+    state: Literal["approved", "changes_requested", "dismissed"] = Field(
+        description="The verdict; dismissed withdraws the reviewer's earlier one."
+    )
     bundle: str | None = Field(
         None, description="Bundle id the review is for; a review of an older bundle is ignored."
     )

@@ -27,13 +27,16 @@ __all__ = [
     "ChangesRequested",
     "Closed",
     "Decision",
+    "Dismissed",
     "HealthObserved",
     "Held",
     "ImageObserved",
+    "MergeRefused",
     "Merged",
     "ModelObserved",
     "Observation",
     "Promote",
+    "PullSynced",
     "Resumed",
     "Rollback",
     "Tick",
@@ -78,6 +81,16 @@ class Approved:
 @dataclass(frozen=True)
 class ChangesRequested:
     """A reviewer rejected the environment's PR (for `bundle`, when given)."""
+
+    pipeline: str
+    environment: str
+    by: str
+    bundle: str | None = None
+
+
+@dataclass(frozen=True)
+class Dismissed:
+    """A reviewer's earlier verdict on the environment's PR was dismissed."""
 
     pipeline: str
     environment: str
@@ -141,6 +154,33 @@ class Rollback:
 
 
 @dataclass(frozen=True)
+class PullSynced:
+    """What the SCM says about the PR carrying `bundle` now (its reviews are the truth).
+
+    `approvals` pairs each user whose approval counts on `head` with their teams; it and
+    `rejections` replace what earlier review events said.
+    """
+
+    pipeline: str
+    environment: str
+    bundle: str
+    state: Literal["open", "merged", "closed"]
+    head: str
+    approvals: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    rejections: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MergeRefused:
+    """The SCM refused to merge `bundle` at the head that was approved (it moved meanwhile)."""
+
+    pipeline: str
+    environment: str
+    bundle: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passed; re-evaluate timers (soak ends, windows opening)."""
 
@@ -151,10 +191,13 @@ Observation = (
     | HealthObserved
     | Approved
     | ChangesRequested
+    | Dismissed
     | Held
     | Resumed
     | Merged
     | Closed
+    | PullSynced
+    | MergeRefused
     | Promote
     | Rollback
     | Tick
@@ -172,6 +215,8 @@ class Decision:
     environment: str
     bundle: Bundle | None
     reason: str
+    head: str | None = None
+    """For a merge: the PR head the approvals were given on (None: whatever the head is)."""
 
     def to_json(self, at: datetime) -> dict[str, Any]:
         """The simulate/audit output line."""
@@ -190,7 +235,8 @@ def _review(review: PullReview) -> Observation:
         return Approved(
             review.pipeline, review.environment, review.reviewer, tuple(review.teams), review.bundle
         )
-    return ChangesRequested(review.pipeline, review.environment, review.reviewer, review.bundle)
+    kind = ChangesRequested if review.state == "changes_requested" else Dismissed
+    return kind(review.pipeline, review.environment, review.reviewer, review.bundle)
 
 
 def _command(command: OperatorCommand) -> Observation:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import time, timedelta
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import semantic_version
@@ -182,14 +183,85 @@ class Metadata(_Model):
     labels: dict[str, str] = Field(default_factory=dict, description="Free-form labels.")
 
 
+def is_local_location(url: str) -> bool:
+    """True for a filesystem path or a file:// URL (the local provider's repositories)."""
+    return url.startswith(("file://", "/", "./", "../")) or ("://" not in url and ":" not in url)
+
+
+_GITHUB_URL = re.compile(
+    r"^https?://(?P<host>[^/@\s]+)/(?P<owner>[^/\s]+)/(?P<repo>[^/\s]+?)(\.git)?/?$"
+)
+GITHUB_API = "https://api.github.com"
+
+
+def github_slug(url: str) -> tuple[str, str, str] | None:
+    """(host, owner, repo) of an `https://HOST/OWNER/REPO[.git]` URL, or None."""
+    match = _GITHUB_URL.match(url)
+    if match is None:
+        return None
+    return match["host"].lower(), match["owner"], match["repo"]
+
+
 class Repository(_Model):
-    """The GitOps repository whose files the pipeline edits."""
+    """The GitOps repository whose files the pipeline edits, and who hosts its PRs."""
 
     url: str = Field(
         min_length=1,
-        description="GitHub repository URL, or a local path / file:// URL (local PR provider).",
+        description="GitHub repository URL (https://github.com/OWNER/REPO), or a local path / "
+        "file:// URL (local PR provider).",
     )
     branch: str = Field("main", min_length=1, description="Base branch that PRs target.")
+    provider: Literal["github", "local"] | None = Field(
+        None,
+        description="Who hosts the PRs. Default: github for github.com URLs, local for paths "
+        "and file:// URLs; set it for GitHub Enterprise or the emulator.",
+    )
+    api_url: str | None = Field(
+        None,
+        min_length=1,
+        pattern=r"^https?://",
+        description="GitHub REST base URL. Default https://api.github.com; GitHub Enterprise: "
+        "https://HOST/api/v3.",
+    )
+    merge_method: Literal["merge", "squash", "rebase"] = Field(
+        "merge", description="How PRs are merged (GitHub); the local provider always merges."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _infer_provider(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("provider") is not None:
+            return data
+        url = data.get("url")
+        if not isinstance(url, str) or not url:
+            return data
+        if is_local_location(url):
+            return {**data, "provider": "local"}
+        if urlsplit(url).hostname in ("github.com", "www.github.com"):
+            return {**data, "provider": "github"}
+        raise _fail(
+            f"cannot tell who hosts {url!r}: set provider: github (GitHub or GitHub "
+            "Enterprise, with apiUrl) or use a local path / file:// URL"
+        )
+
+    @model_validator(mode="after")
+    def _check_provider(self) -> Self:
+        if self.provider == "github" and github_slug(self.url) is None:
+            raise _fail(
+                f"GitHub repository URL {self.url!r} must look like https://HOST/OWNER/REPO "
+                "(or .../REPO.git)"
+            )
+        if self.provider == "local" and (self.api_url is not None or self.merge_method != "merge"):
+            raise _fail("apiUrl and mergeMethod apply to provider github only")
+        return self
+
+    @property
+    def github_api(self) -> str:
+        """The REST base URL: apiUrl, else api.github.com for github.com, else HOST/api/v3."""
+        if self.api_url is not None:
+            return self.api_url.rstrip("/")
+        host = (github_slug(self.url) or ("github.com",))[0]
+        return GITHUB_API if host == "github.com" else f"https://{host}/api/v3"
 
 
 class Select(_Model):

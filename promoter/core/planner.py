@@ -14,13 +14,16 @@ from promoter.core.observations import (
     ChangesRequested,
     Closed,
     Decision,
+    Dismissed,
     HealthObserved,
     Held,
     ImageObserved,
     Merged,
+    MergeRefused,
     ModelObserved,
     Observation,
     Promote,
+    PullSynced,
     Resumed,
     Rollback,
 )
@@ -49,8 +52,15 @@ class _Planner:
         self.decisions: list[Decision] = []
         self.wakeup: datetime | None = None
 
-    def decide(self, action: Action, env: str, bundle: Bundle | None, reason: str) -> None:
-        self.decisions.append(Decision(action, self.compiled.name, env, bundle, reason))
+    def decide(
+        self,
+        action: Action,
+        env: str,
+        bundle: Bundle | None,
+        reason: str,
+        head: str | None = None,
+    ) -> None:
+        self.decisions.append(Decision(action, self.compiled.name, env, bundle, reason, head))
 
     # --- observations -------------------------------------------------------------------
 
@@ -179,13 +189,16 @@ class _Planner:
         env.pending.merging = True
         self.decide("merge", rules.name, target, f"promoted by {obs.by}; waiting gates skipped")
 
-    def observe_review(self, obs: Approved | ChangesRequested) -> None:
+    def observe_review(self, obs: Approved | ChangesRequested | Dismissed) -> None:
         env = self.state.envs.get(obs.environment)
         pending = env.pending if env else None
         if pending is None or pending.merging or (obs.bundle and obs.bundle != pending.bundle.id):
             return  # nothing to review, or a review of an earlier bundle
         if isinstance(obs, Approved):
             pending.approvals[obs.by] = sorted(obs.teams)
+            pending.rejections = [u for u in pending.rejections if u != obs.by]
+        elif isinstance(obs, Dismissed):
+            pending.approvals.pop(obs.by, None)
             pending.rejections = [u for u in pending.rejections if u != obs.by]
         elif obs.by not in pending.rejections:
             pending.rejections = [*pending.rejections, obs.by]
@@ -216,17 +229,44 @@ class _Planner:
         else:
             env.refused = [*env.refused, bundle.id]
 
+    def observe_sync(self, obs: PullSynced) -> None:
+        env = self.state.envs.get(obs.environment)
+        if env is None or env.pending is None or env.pending.bundle.id != obs.bundle:
+            return  # about a PR that is no longer current
+        if obs.state != "open":
+            kind = Merged if obs.state == "merged" else Closed
+            self.observe_pr(kind(obs.pipeline, obs.environment, obs.bundle))
+            return
+        pending = env.pending
+        pending.approvals = {user: sorted(teams) for user, teams in obs.approvals}
+        pending.rejections = sorted(obs.rejections)
+        pending.head = obs.head
+
+    def observe_refused(self, obs: MergeRefused) -> None:
+        env = self.state.envs.get(obs.environment)
+        if env is None or env.pending is None or env.pending.bundle.id != obs.bundle:
+            return
+        pending = env.pending
+        pending.merging = False
+        pending.approvals = {}
+        pending.head = None
+        self.decide("block", obs.environment, pending.bundle, f"merge refused: {obs.reason}")
+
     def observe(self, obs: Observation) -> None:
         if isinstance(obs, ImageObserved | ModelObserved):
             self.observe_version(obs)
         elif isinstance(obs, HealthObserved):
             self.observe_health(obs)
-        elif isinstance(obs, Approved | ChangesRequested):
+        elif isinstance(obs, Approved | ChangesRequested | Dismissed):
             self.observe_review(obs)
         elif isinstance(obs, Held | Resumed):
             self.observe_hold(obs)
         elif isinstance(obs, Merged | Closed):
             self.observe_pr(obs)
+        elif isinstance(obs, PullSynced):
+            self.observe_sync(obs)
+        elif isinstance(obs, MergeRefused):
+            self.observe_refused(obs)
         elif isinstance(obs, Promote):
             self.observe_promote(obs)
         elif isinstance(obs, Rollback):
@@ -300,7 +340,7 @@ class _Planner:
             reason = f"approved by {', '.join(valid_approvers(rules, pending))}"
         else:
             reason = "auto: all gates passed"
-        self.decide("merge", rules.name, pending.bundle, reason)
+        self.decide("merge", rules.name, pending.bundle, reason, pending.head)
 
     def report(
         self, rules: EnvRules, env: EnvState, bundle: Bundle, blocks: dict[str, str]

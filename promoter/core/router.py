@@ -9,13 +9,16 @@ from promoter.core.observations import (
     Approved,
     ChangesRequested,
     Closed,
+    Dismissed,
     HealthObserved,
     Held,
     ImageObserved,
     Merged,
+    MergeRefused,
     ModelObserved,
     Observation,
     Promote,
+    PullSynced,
     Resumed,
     Rollback,
     Tick,
@@ -54,7 +57,17 @@ class Router:
             name, env = observation.data.pipeline, observation.data.environment
         elif isinstance(
             observation,
-            Approved | ChangesRequested | Held | Resumed | Merged | Closed | Promote | Rollback,
+            Approved
+            | ChangesRequested
+            | Dismissed
+            | Held
+            | Resumed
+            | Merged
+            | Closed
+            | PullSynced
+            | MergeRefused
+            | Promote
+            | Rollback,
         ):
             name, env = observation.pipeline, observation.environment
         compiled = self.pipelines.get(name)

@@ -85,6 +85,9 @@ class PendingPR(_State):
     updated_at: datetime
     approvals: dict[str, list[str]] = Field(default_factory=dict, description="user -> teams")
     rejections: list[str] = Field(default_factory=list)
+    head: str | None = Field(
+        default=None, description="The PR head the approvals were counted on (SCM sync)."
+    )
     merging: bool = Field(default=False, description="A merge was decided and awaits confirmation.")
 
 

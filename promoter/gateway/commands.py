@@ -14,12 +14,12 @@ from typing import Any
 import structlog
 
 from promoter.errors import ConfigurationError
-from promoter.gateway.config import read_secret, source_config, source_configs
+from promoter.gateway.config import source_config, source_configs
 from promoter.gateway.server import Gateway, serve
 from promoter.runtime.app import utc_now
 from promoter.runtime.bus import Bus
 from promoter.runtime.commands import common_options, connected, publish_and_report
-from promoter.settings import Settings
+from promoter.settings import Settings, read_secret
 from promoter.sources.base import Delivery, DeliveryError, SourceConfig
 from promoter.sources.registry import SOURCES, normalize, source_named
 

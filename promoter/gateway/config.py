@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 from promoter.errors import ConfigurationError
-from promoter.settings import Settings, SourceSettings
+from promoter.settings import Settings, SourceSettings, read_secret
 from promoter.sources.base import SourceConfig
 from promoter.sources.registry import SOURCES
 
-__all__ = ["read_secret", "source_config", "source_configs"]
-
-
-def read_secret(path: Path, what: str) -> str:
-    """The secret in `path` (one trailing newline dropped); ConfigurationError if unreadable."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"{what}: cannot read secret file {path}: {exc}") from None
-    secret = text.removesuffix("\n").removesuffix("\r")
-    if not secret:
-        raise ConfigurationError(f"{what}: secret file {path} is empty")
-    return secret
+__all__ = ["source_config", "source_configs"]
 
 
 def source_config(

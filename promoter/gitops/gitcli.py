@@ -13,9 +13,11 @@ import structlog
 
 from promoter.errors import GitError, PushRejectedError, TransientError
 from promoter.gitops.gitenv import (
+    TOKEN_VARIABLE,
     CloneLock,
     Redactor,
     clone_dir_name,
+    credential_environment,
     git_environment,
     pinned_environment,
 )
@@ -25,6 +27,7 @@ __all__ = [
     "FETCH_HINT",
     "LOCAL_TIMEOUT",
     "NETWORK_TIMEOUT",
+    "TOKEN_VARIABLE",
     "AtomicPushUnsupportedError",
     "CloneLock",
     "Commit",
@@ -32,6 +35,7 @@ __all__ = [
     "GitRunner",
     "Redactor",
     "clone_dir_name",
+    "credential_environment",
     "format_message",
     "git_environment",
     "parse_trailers",
@@ -118,7 +122,10 @@ class GitRunner:
 
     def __init__(self, root: Path, *, env: Mapping[str, str], redact: Redactor, repo: str) -> None:
         self._root = root
-        self._env = {**env, **pinned_environment(root)}
+        pinned = pinned_environment(root)
+        if "GIT_CONFIG_COUNT" in env:  # promoter's own config entries (credential helper)
+            del pinned["GIT_CONFIG_COUNT"]
+        self._env = {**env, **pinned}
         self._options = (f"--git-dir={root / '.git'}", f"--work-tree={root}")
         self._redact = redact
         self._repo = repo

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["CloneLock", "Redactor", "clone_dir_name", "git_environment", "pinned_environment"]
+__all__ = [
+    "TOKEN_VARIABLE",
+    "CloneLock",
+    "Redactor",
+    "clone_dir_name",
+    "credential_environment",
+    "git_environment",
+    "pinned_environment",
+]
 
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
 
@@ -73,6 +81,30 @@ def git_environment(overrides: Mapping[str, str]) -> dict[str, str]:
         "GIT_TERMINAL_PROMPT": "0",
         "GCM_INTERACTIVE": "never",
         **overrides,
+    }
+
+
+TOKEN_VARIABLE = "PROMOTER_GIT_TOKEN"  # noqa: S105 (a variable name, not a secret)
+"""Where git's credential helper finds the token: the child's environment, never argv or URL."""
+
+_HELPER = (
+    '!f() { test "$1" = get || exit 0; echo username=x-access-token; '
+    'echo "password=$' + TOKEN_VARIABLE + '"; }; f'
+)
+
+
+def credential_environment() -> dict[str, str]:
+    """Config (through GIT_CONFIG_*) that answers HTTPS auth with the token in TOKEN_VARIABLE.
+
+    Inherited helpers are reset first, so no credential store sees or keeps the token. The
+    helper is a fixed shell snippet: the token itself is only in the child's environment.
+    """
+    return {
+        "GIT_CONFIG_COUNT": "2",
+        "GIT_CONFIG_KEY_0": "credential.helper",
+        "GIT_CONFIG_VALUE_0": "",
+        "GIT_CONFIG_KEY_1": "credential.helper",
+        "GIT_CONFIG_VALUE_1": _HELPER,
     }
 
 

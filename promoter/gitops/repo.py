@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn, Protocol, TypeVar
@@ -15,11 +15,13 @@ import structlog
 
 from promoter.errors import GitError, PromoterError, PushRejectedError, TransientError
 from promoter.gitops.gitcli import (
+    TOKEN_VARIABLE,
     AtomicPushUnsupportedError,
     CloneLock,
     GitRunner,
     Redactor,
     clone_dir_name,
+    credential_environment,
     git_environment,
 )
 from promoter.gitops.messages import format_message, parse_trailers
@@ -102,8 +104,10 @@ class Workspace:
         *,
         author: Author = DEFAULT_AUTHOR,
         fresh_for: float = FRESH_FOR,
+        token: Callable[[], str] | None = None,
     ) -> None:
         self._url = url
+        self._token = token
         self._redact = Redactor.for_url(url)
         self._name = self._redact(url)
         self._root = Path(cache_root).absolute()
@@ -118,6 +122,8 @@ class Workspace:
                 "GIT_COMMITTER_EMAIL": author.email,
             }
         )
+        if token is not None:
+            self._env.update(credential_environment())
         self._git = self._runner(self._path)
         self._origin_checked = False
         self._fresh_for = fresh_for
@@ -280,6 +286,8 @@ class Workspace:
     @contextmanager
     def _session(self) -> Iterator[None]:
         with self._lock.hold():
+            if self._token is not None:
+                self._git = self._runner(self._path)
             self._open()
             yield
 
@@ -421,7 +429,10 @@ class Workspace:
     # -- helpers ----------------------------------------------------------------------
 
     def _runner(self, root: Path) -> GitRunner:
-        return GitRunner(root, env=self._env, redact=self._redact, repo=self._name)
+        env = self._env
+        if self._token is not None:  # read per runner and session: App tokens are refreshed
+            env = {**env, TOKEN_VARIABLE: self._token()}
+        return GitRunner(root, env=env, redact=self._redact, repo=self._name)
 
     def _resolve(self, ref: str) -> str:
         sha = self._git.sha(ref)

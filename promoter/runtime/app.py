@@ -23,9 +23,11 @@ from promoter.runtime.effects import EffectRunner, Target, Workspaces, resolve_r
 from promoter.runtime.emit import review_event
 from promoter.runtime.natsserver import StateDirServer
 from promoter.runtime.options import WorkerOptions
+from promoter.runtime.providers import GitHubSetup, Providers
+from promoter.runtime.sync import PullSync
 from promoter.runtime.worker import Worker
 from promoter.scm.base import PullRequest, Review
-from promoter.scm.local import LocalPullRequests, is_local_url
+from promoter.scm.local import LocalPullRequests
 from promoter.settings import Settings
 
 __all__ = [
@@ -52,23 +54,13 @@ def worker_name() -> str:
 
 
 def load_targets(paths: Iterable[str | Path]) -> dict[str, Target]:
-    """Load and compile pipelines; ConfigurationError for repositories no provider serves."""
+    """Load and compile pipelines (local repository paths are made absolute)."""
     targets: dict[str, Target] = {}
-    remote = []
     for item in load_pipelines(paths):
         spec = item.pipeline.spec.repository
         repository = resolve_repository(spec.url, item.file)
-        if not is_local_url(repository):
-            remote.append(f"{item.file}:{item.line}: {item.pipeline.metadata.name} ({spec.url})")
-            continue
         compiled = compile_pipeline(item.pipeline)
         targets[compiled.name] = Target(compiled, item.file, repository, spec.branch)
-    if remote:
-        raise ConfigurationError(
-            "these pipelines use a remote repository, which needs the GitHub provider (not in "
-            "this build); point them at a local path or file:// URL, or leave them out:\n  "
-            + "\n  ".join(remote)
-        )
     if not targets:
         raise ConfigurationError("no pipelines found; pass --pipelines DIR with *.yaml files")
     return targets
@@ -90,6 +82,7 @@ def worker_options(settings: Settings) -> WorkerOptions:
         max_deliver=settings.max_deliver,
         lease_ttl=settings.lease_ttl,
         failpoints=settings.failpoints,
+        scm_poll_interval=settings.scm_poll_interval,
     )
 
 
@@ -119,12 +112,20 @@ async def publish_pipelines(bus: Bus, targets: dict[str, Target]) -> None:
 class Runtime:
     """The pieces a worker and the PR commands share."""
 
-    def __init__(self, bus: Bus, state_dir: Path, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        state_dir: Path,
+        clock: Callable[[], datetime] = utc_now,
+        github: GitHubSetup | None = None,
+    ) -> None:
         self.bus = bus
         self.clock = clock
-        self.workspaces = Workspaces(state_dir / "repos")
+        self.providers = Providers(bus.budget, github)
+        self.workspaces = Workspaces(state_dir / "repos", self.providers.token_for)
         self.prs = LocalPullRequests(bus.prs, bus.js, self.workspaces, clock)
-        self.runner = EffectRunner(self.workspaces, lambda _url: self.prs)
+        self.providers.local = self.prs
+        self.runner = EffectRunner(self.workspaces, self.providers)
 
     async def review(
         self,
@@ -156,7 +157,8 @@ class Runtime:
     def worker(
         self, targets: dict[str, Target], options: WorkerOptions, name: str | None = None
     ) -> Worker:
-        """A worker over `targets`."""
+        """A worker over `targets`; ConfigurationError if some need GitHub and it is not set up."""
+        self.providers.check(targets)
         return Worker(
             self.bus,
             targets,
@@ -164,6 +166,7 @@ class Runtime:
             name=name or worker_name(),
             clock=self.clock,
             options=options,
+            sync=PullSync(targets, self.providers.github),
         )
 
 

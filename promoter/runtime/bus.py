@@ -49,6 +49,7 @@ STATE_BUCKET = "promoter-state"
 LEASE_BUCKET = "promoter-leases"
 PR_BUCKET = "promoter-prs"
 PIPELINE_BUCKET = "promoter-pipelines"
+BUDGET_BUCKET = "promoter-budget"
 
 _DAY = 86400.0
 CONNECT_WAIT = 10.0
@@ -75,6 +76,7 @@ class Bus:
     leases: KeyValue
     prs: KeyValue
     pipelines: KeyValue
+    budget: KeyValue
     options: BusOptions
 
     @property
@@ -275,5 +277,6 @@ async def connect(url: str, *, name: str, options: BusOptions | None = None) -> 
         leases=await _ensure_bucket(js, bucket(LEASE_BUCKET, "per-pipeline worker leases")),
         prs=await _ensure_bucket(js, bucket(PR_BUCKET, "local PR provider records", 5)),
         pipelines=await _ensure_bucket(js, bucket(PIPELINE_BUCKET, "pipelines workers run")),
+        budget=await _ensure_bucket(js, bucket(BUDGET_BUCKET, "shared API write budgets")),
         options=options,
     )

@@ -29,6 +29,7 @@ from promoter.runtime.emit import (
     model_event,
     pairs,
 )
+from promoter.runtime.providers import github_setup, require_github
 from promoter.runtime.report import explain, history, pr_rows, status, status_table
 from promoter.settings import Settings
 
@@ -59,11 +60,13 @@ def connected(action: Action, *, own: bool = False) -> Callable[[argparse.Namesp
 def _run(args: argparse.Namespace) -> int:
     settings: Settings = args.settings
     targets = load_targets([args.pipelines])  # bad pipelines fail before a server starts
+    github = github_setup(settings)
+    require_github(targets, github)
     options = worker_options(settings)
 
     async def work(_args: argparse.Namespace, bus: Bus) -> int:
         await publish_pipelines(bus, targets)
-        runtime = Runtime(bus, Path(args.state_dir or settings.state_dir))
+        runtime = Runtime(bus, Path(args.state_dir or settings.state_dir), github=github)
         await run_worker(runtime.worker(targets, options, worker_name()))
         return 0
 

@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from promoter.core.compiled import CompiledPipeline
-from promoter.core.pipeline import Environment
-from promoter.core.state import Bundle
-from promoter.errors import ConfigurationError, TransientError
+from promoter.core.pipeline import Environment, is_local_location
+from promoter.core.state import ArtifactVersion, Bundle
+from promoter.errors import ConfigurationError, HeadMovedError, TransientError
 from promoter.gitops.repo import Edit, MergeConflict, Workspace, format_message
 from promoter.gitops.updaters import UpdateContext, apply_update
 from promoter.runtime.store import Effect, PullRef
 from promoter.scm.base import PullRequest, PullRequests, PullRequestSpec
-from promoter.scm.local import is_local_url
+from promoter.scm.github.client import counting
 
 __all__ = ["EffectRunner", "Outcome", "Target", "Workspaces", "branch_name", "resolve_repository"]
 
 
 def resolve_repository(url: str, pipeline_file: str) -> str:
     """An absolute location for a repository URL; relative paths are relative to the pipeline."""
-    if not is_local_url(url) or url.startswith(("file://", "/")):
+    if not is_local_location(url) or url.startswith(("file://", "/")):
         return url
     return str((Path(pipeline_file).parent / url).resolve())
 
@@ -41,6 +42,11 @@ class Target:
         """The pipeline name."""
         return self.compiled.name
 
+    @property
+    def hosted_on(self) -> Literal["github", "local"]:
+        """Who hosts the pipeline's PRs."""
+        return self.compiled.pipeline.spec.repository.provider or "local"
+
     def environment(self, name: str) -> Environment:
         """The environment definition called `name`."""
         for env in self.compiled.pipeline.spec.environments:
@@ -55,30 +61,43 @@ def branch_name(pipeline: str, environment: str) -> str:
 
 
 _REBUILDS = 2
+_SOURCE_LABEL = "org.opencontainers.image.source"
 
 
 class Workspaces:
-    """One cached working clone per repository URL, under `<state dir>/repos`."""
+    """One cached working clone per repository URL, under `<state dir>/repos`.
 
-    def __init__(self, cache_root: Path) -> None:
+    `token_for(url)` gives what hands git the token of a remote repository (never put in the
+    URL); None for repositories that need none.
+    """
+
+    def __init__(
+        self,
+        cache_root: Path,
+        token_for: Callable[[str], Callable[[], str] | None] | None = None,
+    ) -> None:
         self.cache_root = cache_root
+        self.token_for = token_for
         self._open: dict[str, Workspace] = {}
 
     def __call__(self, url: str) -> Workspace:
         """The workspace of `url`, created on first use."""
         if url not in self._open:
-            self._open[url] = Workspace(url, self.cache_root)
+            token = self.token_for(url) if self.token_for is not None else None
+            self._open[url] = Workspace(url, self.cache_root, token=token)
         return self._open[url]
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What carrying out an effect did."""
+    """What carrying out an effect did; `refused` says why the SCM would not merge an approval."""
 
     pr: PullRef | None = None
     merged: bool = False
     sha: str | None = None
     detail: str = ""
+    refused: str | None = None
+    api_calls: int | None = None
 
 
 def _summary(bundle: Bundle) -> str:
@@ -93,16 +112,31 @@ def _trailers(target: Target, environment: str, bundle: Bundle) -> dict[str, str
     }
 
 
-def _body(target: Target, effect: Effect, bundle: Bundle) -> str:
+def _origin(version: ArtifactVersion) -> str:
+    """Where a version came from: its source link when the event carried one, and when."""
+    link = version.labels.get(_SOURCE_LABEL) or version.uri or ""
+    built = version.built_at.isoformat().replace("+00:00", "Z")
+    return f"{built}{' · ' + link if link.startswith(('http://', 'https://')) else ''}"
+
+
+def _gates(blocked: Mapping[str, str]) -> str:
+    if not blocked:
+        return "- [x] all gates passed"
+    return "\n".join(f"- [ ] **{code}**: {reason}" for code, reason in sorted(blocked.items()))
+
+
+def _body(target: Target, effect: Effect, bundle: Bundle, blocked: Mapping[str, str]) -> str:
     """The PR description; it ends in the commit trailers, so webhooks can name the bundle."""
     rows = "\n".join(
-        f"| {name} | {v.version} | `{v.ref}` |" for name, v in sorted(bundle.versions.items())
+        f"| {name} | {v.version} | `{v.ref}` | {_origin(v)} |"
+        for name, v in sorted(bundle.versions.items())
     )
-    table = f"| artifact | version | reference |\n|---|---|---|\n{rows}"
+    table = f"| artifact | version | reference | event |\n|---|---|---|---|\n{rows}"
     trailers = "\n".join(
         f"{k}: {v}" for k, v in _trailers(target, effect.environment, bundle).items()
     )
-    return f"{effect.reason}\n\n{table}\n\n{trailers}\n"
+    gates = f"**Gates** when this PR was last updated:\n{_gates(blocked)}"
+    return f"{effect.reason}\n\n{table}\n\n{gates}\n\n{trailers}\n"
 
 
 def _read(path: Path) -> str:
@@ -138,29 +172,50 @@ class EffectRunner:
     def __init__(
         self,
         workspaces: Callable[[str], Workspace],
-        providers: Callable[[str], PullRequests],
+        providers: Callable[[Target], PullRequests],
     ) -> None:
         self.workspaces = workspaces
         self.providers = providers
 
-    async def carry_out(self, target: Target, effect: Effect) -> Outcome:
-        """Do what `effect` says; raise TransientError to retry later, PromoterError to give up."""
+    async def carry_out(
+        self,
+        target: Target,
+        effect: Effect,
+        blocked: Mapping[str, str] | None = None,
+        known: PullRef | None = None,
+    ) -> Outcome:
+        """Do what `effect` says; raise TransientError to retry later, PromoterError to give up.
+
+        `blocked` is what still holds the environment back, shown on the PR; `known` is the
+        environment's PR as last recorded (a GitHub merge then needs no lookup). The outcome
+        counts the SCM API requests made.
+        """
+        with counting() as calls:
+            outcome = await self._carry_out(target, effect, dict(blocked or {}), known)
+        return replace(outcome, api_calls=calls.total) if calls.total else outcome
+
+    async def _carry_out(
+        self, target: Target, effect: Effect, blocked: dict[str, str], known: PullRef | None
+    ) -> Outcome:
         bundle = effect.bundle
         if bundle is None or effect.action in ("block", "hold", "resume"):
             return Outcome()
         if effect.action in ("open-pr", "update-pr"):
-            pr = await self._open(target, effect, bundle)
+            pr = await self._open(target, effect, bundle, blocked)
             return Outcome(pr=_ref(pr), sha=pr.head, detail=f"PR #{pr.number}")
         if effect.action == "merge":
-            return await self._merge(target, effect, bundle)
+            return await self._merge(target, effect, bundle, known)
         if effect.action == "close-pr":
             return await self._close(target, effect, bundle)
         return await self._rollback(target, effect, bundle)
 
-    async def _open(self, target: Target, effect: Effect, bundle: Bundle) -> PullRequest:
+    async def _open(
+        self, target: Target, effect: Effect, bundle: Bundle, blocked: dict[str, str]
+    ) -> PullRequest:
+        provider = self.providers(target)  # first: it connects, and git may need its token
         env = effect.environment
-        title = f"promote {target.name} to {env}: {_summary(bundle)}"
-        body = _body(target, effect, bundle)
+        title = _title(target, env, bundle)
+        body = _body(target, effect, bundle, blocked)
         message = format_message(title, effect.reason, _trailers(target, env, bundle))
         workspace = self.workspaces(target.repository)
         branch = branch_name(target.name, env)
@@ -178,18 +233,35 @@ class EffectRunner:
             body=body,
             bundle=bundle.id,
             versions=bundle.summary(),
+            gates=blocked,
         )
-        return await self.providers(target.repository).ensure(spec)
+        return await provider.ensure(spec)
 
-    async def _merge(self, target: Target, effect: Effect, bundle: Bundle) -> Outcome:
-        provider = self.providers(target.repository)
-        pr = await provider.current(target.name, effect.environment)
+    async def _merge(
+        self, target: Target, effect: Effect, bundle: Bundle, known: PullRef | None
+    ) -> Outcome:
+        provider = self.providers(target)
+        if target.hosted_on == "github" and known is not None and known.bundle == bundle.id:
+            pr: PullRequest | None = _recorded(target, effect.environment, bundle, known)
+        else:
+            pr = await provider.current(target.name, effect.environment)
         if pr is None or pr.bundle != bundle.id or pr.state == "closed":
-            pr = await self._open(target, effect, bundle)  # the open step was lost: redo it
+            if effect.head is not None:
+                return Outcome(refused="the approved PR is gone; a new one needs approval")
+            pr = await self._open(target, effect, bundle, {})  # the open step was lost: redo it
         if pr.state != "merged":
+            if effect.head is not None and pr.head != effect.head:
+                return Outcome(
+                    pr=_ref(pr),
+                    refused=f"PR #{pr.number} head is {pr.head[:12]}, approvals were given on "
+                    f"{effect.head[:12]}; waiting for approval of the new head",
+                )
             trailers = _trailers(target, effect.environment, bundle)
             message = format_message(f"Merge #{pr.number}: {pr.title}", effect.reason, trailers)
-            pr = await self._merge_rebuilding(target, effect, bundle, pr, message)
+            try:
+                pr = await self._merge_rebuilding(target, effect, bundle, pr, message)
+            except HeadMovedError as exc:
+                return Outcome(pr=_ref(pr), refused=str(exc))
         return Outcome(pr=_ref(pr), merged=True, sha=pr.merged_sha, detail=f"PR #{pr.number}")
 
     async def _merge_rebuilding(
@@ -200,19 +272,27 @@ class EffectRunner:
         A conflict right after a rebuild means someone changed the same lines meanwhile: that
         race is retried later (TransientError), never given up on.
         """
-        provider = self.providers(target.repository)
+        provider = self.providers(target)
         for _ in range(_REBUILDS):
             try:
                 return await provider.merge(pr, message)
             except MergeConflict:
-                pr = await self._open(target, effect, bundle)
+                if effect.head is None:
+                    pr = await self._open(target, effect, bundle, {})
+                    continue
+                waiting = {"approvals": "the branch was rebuilt on a new base; approve it again"}
+                pr = await self._open(target, effect, bundle, waiting)
+                raise HeadMovedError(
+                    f"PR #{pr.number} conflicted with {target.base}; rebuilt as "
+                    f"{pr.head[:12]}, which needs approval"
+                ) from None
         try:
             return await provider.merge(pr, message)
         except MergeConflict as exc:
             raise TransientError(f"{exc}; the base keeps changing, will retry") from exc
 
     async def _close(self, target: Target, effect: Effect, bundle: Bundle) -> Outcome:
-        provider = self.providers(target.repository)
+        provider = self.providers(target)
         pr = await provider.current(target.name, effect.environment)
         if pr is None or pr.state != "open" or pr.bundle != bundle.id:
             return Outcome(detail="no open PR for this bundle")
@@ -221,6 +301,7 @@ class EffectRunner:
 
     async def _rollback(self, target: Target, effect: Effect, bundle: Bundle) -> Outcome:
         """Rollbacks are committed straight to the base: restoring known-good needs no review."""
+        self.providers(target)  # connects first: git may need its token
         env = effect.environment
         trailers = {**_trailers(target, env, bundle), "Promoter-Action": "rollback"}
         title = f"roll back {target.name} in {env} to {_summary(bundle)}"
@@ -230,6 +311,34 @@ class EffectRunner:
             workspace.commit_to_base, target.base, bundle_edit(target, env, bundle), message
         )
         return Outcome(sha=sha, detail="already at that bundle" if sha is None else "committed")
+
+
+def _title(target: Target, env: str, bundle: Bundle) -> str:
+    return f"promote {target.name} to {env}: {_summary(bundle)}"
+
+
+def _recorded(target: Target, env: str, bundle: Bundle, known: PullRef) -> PullRequest:
+    """The PR as promoter recorded it: everything else about it is deterministic.
+
+    Merging it needs no lookup; if GitHub's PR differs (merged, closed, moved), the merge is
+    refused and the provider looks then.
+    """
+    return PullRequest(
+        repository=target.repository,
+        pipeline=target.name,
+        environment=env,
+        base=target.base,
+        branch=branch_name(target.name, env),
+        head=known.head,
+        title=_title(target, env, bundle),
+        body="",
+        bundle=bundle.id,
+        versions=bundle.summary(),
+        number=known.number,
+        url=known.url,
+        created_at=bundle.formed_at,
+        updated_at=bundle.formed_at,
+    )
 
 
 def _ref(pr: PullRequest) -> PullRef:

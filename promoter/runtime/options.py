@@ -21,4 +21,5 @@ class WorkerOptions:
     retry_delay: float = 1.0
     retry_max: float = 60.0
     stall_after: float = 15.0
+    scm_poll_interval: float = 60.0
     failpoints: str = ""

@@ -49,6 +49,9 @@ class Effect(BaseModel):
     bundle: Bundle | None
     reason: str
     at: datetime
+    head: str | None = Field(
+        default=None, description="merge: the PR head the approvals were given on."
+    )
     attempts: int = 0
     error: str | None = None
 

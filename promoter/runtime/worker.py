@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import structlog
 from nats.aio.msg import Msg
 
 from promoter.core.events import parse_event
-from promoter.core.observations import Merged, Observation, Tick, observe_event
+from promoter.core.observations import (
+    Merged,
+    MergeRefused,
+    Observation,
+    Tick,
+    observe_event,
+)
 from promoter.core.planner import Plan, plan
 from promoter.core.router import Router
 from promoter.errors import EventError, PromoterError
@@ -23,13 +29,15 @@ from promoter.runtime.effects import EffectRunner, Outcome, Target
 from promoter.runtime.failpoints import Failpoints
 from promoter.runtime.options import WorkerOptions
 from promoter.runtime.store import Effect, Lease, Leases, Record, StaleRecordError, StateStore
+from promoter.runtime.sync import PullPoller, PullSync, Wake
 from promoter.runtime.timers import Timers
 
 __all__ = ["Worker"]
 
 log = structlog.get_logger(__name__)
 
-Item = tuple[str, Observation]
+Item = tuple[str | None, Observation]
+"""An observation and its event key (None: not an event, e.g. a poll; never deduplicated)."""
 
 
 _PROPOSALS = ("open-pr", "update-pr")
@@ -65,6 +73,7 @@ class Worker:
         name: str,
         clock: Callable[[], datetime],
         options: WorkerOptions | None = None,
+        sync: PullSync | None = None,
     ) -> None:
         self.bus = bus
         self.targets = targets
@@ -75,6 +84,14 @@ class Worker:
         self.router = Router(t.compiled for t in targets.values())
         self.store = StateStore(bus.state, bus.js)
         self.leases = Leases(bus.leases, name, self.options.lease_ttl)
+        self.sync = sync
+        self.poller = PullPoller(
+            sync,
+            self.store,
+            Leases(bus.leases, name, self.options.scm_poll_interval),
+            self.options.scm_poll_interval,
+            self.process,
+        )
         self.timers = Timers(self.clock)
         self.failpoints = Failpoints.parse(self.options.failpoints)
         self.stopping = asyncio.Event()
@@ -98,6 +115,7 @@ class Worker:
                 name="watch",
             ),
             asyncio.create_task(dead_letter_exhausted(self.bus), name="advisories"),
+            asyncio.create_task(self.poller.run(self.stopping), name="poll-prs"),
         ]
         await self.stopping.wait()
         await tasks[0]
@@ -142,12 +160,35 @@ class Worker:
             await self._dead_letter(msg, str(exc))
             return None
         observation = observe_event(event, self.clock())
+        if self.sync is not None and self.sync.wants(observation):
+            woken = await self._wake(msg, observation)
+            if woken is None:
+                return None
+            observation = woken
         names = [n for n in self.router.route(observation) if n in self.targets]
         if not names:
             log.info("no pipeline wants this event", type=event.type, event_id=event.id)
             await msg.ack_sync()
             return None
         return event_msg_id(event.source, event.id), observation, names
+
+    async def _wake(self, msg: Msg, observation: Wake) -> Observation | None:
+        """A PR webhook for a GitHub pipeline: what GitHub says now replaces what it said."""
+        assert self.sync is not None  # noqa: S101 (only called with a sync)
+        pipeline, env = observation.pipeline, observation.environment
+        try:
+            synced = await self.sync.snapshot(pipeline, env)
+        except PromoterError as exc:
+            if not exc.retryable:
+                await self._dead_letter(msg, f"reading {pipeline}/{env}'s PR failed: {exc}")
+                return None
+            log.warning("reading the PR failed", pipeline=pipeline, env=env, error=str(exc))
+            await msg.nak(delay=self.options.retry_delay)
+            return None
+        if synced is None:
+            log.info("the PR event names no PR promoter has", pipeline=pipeline, env=env)
+            await msg.ack_sync()
+        return synced
 
     async def _dead_letter(self, msg: Msg, reason: str) -> None:
         meta = msg.metadata
@@ -219,7 +260,7 @@ class Worker:
         finally:
             self.local[lease.name.removeprefix("pipeline.")].release()
 
-    async def process(self, name: str, items: list[Item]) -> bool:
+    async def process(self, name: str, items: Sequence[Item]) -> bool:
         """Plan `items` for one pipeline under its lease and record; True once recorded."""
         lease = await self._lease(name, self.options.ack_wait / 2)
         if lease is None:
@@ -228,13 +269,14 @@ class Worker:
         try:
             for _ in range(5):
                 record, revision = await self.store.load(name)
-                fresh = [(k, o) for k, o in items if k not in record.applied]
+                fresh = [(k, o) for k, o in items if k is None or k not in record.applied]
                 for key, observation in fresh:
                     self._absorb(
                         record,
                         plan(self.targets[name].compiled, record.state, observation, self.clock()),
                     )
-                    record.mark_applied(key)
+                    if key is not None:
+                        record.mark_applied(key)
                 if fresh:
                     try:
                         revision = await self.store.save(record, revision)
@@ -260,6 +302,7 @@ class Worker:
                     bundle=decision.bundle,
                     reason=decision.reason,
                     at=now,
+                    head=decision.head,
                 )
             )
         record.wakeup = result.wakeup
@@ -279,8 +322,11 @@ class Worker:
                 if _superseded(record.outbox):
                     outcome = Outcome(detail="skipped: a newer bundle follows in the outbox")
                 else:
+                    env_state = record.state.envs.get(effect.environment)
+                    blocked = env_state.blocked if env_state is not None else {}
+                    known = record.prs.get(effect.environment)
                     async with lease.kept():
-                        outcome = await self.runner.carry_out(target, effect)
+                        outcome = await self.runner.carry_out(target, effect, blocked, known)
             except PromoterError as exc:
                 if exc.retryable:
                     await self._retry(record, revision, effect, exc, bound)
@@ -315,7 +361,13 @@ class Worker:
             record.errors.pop(env, None)
         if outcome.pr is not None:
             record.prs[env] = outcome.pr
-        if outcome.merged and effect.bundle is not None:
+        if outcome.refused is not None and effect.bundle is not None:
+            refusal = MergeRefused(record.pipeline, env, effect.bundle.id, outcome.refused)
+            self._absorb(
+                record,
+                plan(self.targets[record.pipeline].compiled, record.state, refusal, self.clock()),
+            )
+        elif outcome.merged and effect.bundle is not None:
             record.prs.pop(env, None)
             observation = Merged(record.pipeline, env, effect.bundle.id)
             self._absorb(
@@ -371,8 +423,10 @@ class Worker:
             entry |= {
                 "pr": outcome.pr.number if outcome.pr else None,
                 "sha": outcome.sha,
-                "detail": outcome.detail,
+                "detail": outcome.refused or outcome.detail,
             }
+            if outcome.api_calls is not None:
+                entry["api_calls"] = outcome.api_calls
         await self.bus.audit(pipeline, effect.seq, entry)
 
     # --- timers and orphaned outboxes ---------------------------------------------------

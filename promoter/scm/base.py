@@ -40,6 +40,9 @@ class PullRequestSpec(BaseModel):
     body: str
     bundle: str
     versions: dict[str, str]
+    gates: dict[str, str] = Field(
+        default_factory=dict, description="Gates still blocking when the PR was last updated."
+    )
 
 
 class PullRequest(PullRequestSpec):
@@ -52,6 +55,8 @@ class PullRequest(PullRequestSpec):
     created_at: datetime
     updated_at: datetime
     merged_sha: str | None = None
+    author: str | None = Field(default=None, description="Who opened the PR (SCM login).")
+    labels: list[str] = Field(default_factory=list)
 
     def approvals(self) -> dict[str, list[str]]:
         """Users whose latest review of the current head approves, with their teams."""

@@ -15,14 +15,9 @@ from promoter.gitops.repo import Workspace
 from promoter.runtime.bus import PR_BUCKET, kv_keys
 from promoter.scm.base import PullRequest, PullRequestSpec, Review
 
-__all__ = ["LocalPullRequests", "is_local_url"]
+__all__ = ["LocalPullRequests"]
 
 _CAS_TRIES = 50
-
-
-def is_local_url(url: str) -> bool:
-    """True for a filesystem path or a file:// URL (the local provider's repositories)."""
-    return url.startswith(("file://", "/", "./", "../")) or ("://" not in url and ":" not in url)
 
 
 class LocalPullRequests:

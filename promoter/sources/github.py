@@ -33,7 +33,7 @@ DEFAULT_REGISTRY = "ghcr.io"
 _JSON = "application/json"
 _FORM = "application/x-www-form-urlencoded"
 _CONTAINER_TYPES = frozenset({"container", "docker"})
-_VERDICTS = frozenset({"approved", "changes_requested"})
+_VERDICTS = frozenset({"approved", "changes_requested", "dismissed"})
 _JSON_KINDS = (Mapping, list, str, int, float, bool)
 _ACTED_ON = "package, registry_package, pull_request_review and pull_request"
 
@@ -248,11 +248,15 @@ class _PromoterPR:
     trailers: dict[str, str]
 
 
-def _promoter_pr(payload: Mapping[str, Any], event: str, wanted: str) -> _PromoterPR | Normalized:
-    """The promoter PR an `event` with action `wanted` is about, or why the delivery is ignored."""
+def _promoter_pr(
+    payload: Mapping[str, Any], event: str, wanted: tuple[str, ...]
+) -> _PromoterPR | Normalized:
+    """The promoter PR an `event` with an action in `wanted` is about, or why it is ignored."""
     action = _text(payload, "action")
-    if action != wanted:
-        return ignored(f"{event} action {action!r} is ignored; only {wanted!r} is")
+    if action not in wanted:
+        allowed = " and ".join(repr(w) for w in wanted)
+        verb = "is" if len(wanted) == 1 else "are"
+        return ignored(f"{event} action {action!r} is ignored; only {allowed} {verb}")
     number = field_of(payload, "pull_request.number", int)
     ref = _text(payload, "pull_request.head.ref")
     parsed = parse_branch(ref)
@@ -278,8 +282,8 @@ def _promoter_pr(payload: Mapping[str, Any], event: str, wanted: str) -> _Promot
 _PRReader = Callable[[Mapping[str, Any], _PromoterPR, str], Normalized]
 
 
-def _on_promoter_pr(event: str, wanted: str, read: _PRReader) -> Handler:
-    """The handler for `event`: `read` turns action `wanted` on a promoter PR into its event."""
+def _on_promoter_pr(event: str, wanted: tuple[str, ...], read: _PRReader) -> Handler:
+    """The handler for `event`: `read` turns actions `wanted` on a promoter PR into its event."""
 
     def handle(
         payload: Mapping[str, Any], delivery_id: str, _config: SourceConfig, _now: datetime
@@ -303,12 +307,12 @@ def _review(payload: Mapping[str, Any], pr: _PromoterPR, delivery_id: str) -> No
     state = _text(payload, "review.state").lower()
     if state not in _VERDICTS:
         return ignored(
-            f"review of PR #{pr.number} is {state!r}: promoter counts only approvals and "
-            "change requests"
+            f"review of PR #{pr.number} is {state!r}: promoter counts only approvals, "
+            "change requests and dismissals"
         )
     commit = _text(payload, "review.commit_id")
     head = _text(payload, "pull_request.head.sha")
-    if commit != head:
+    if state == "approved" and commit != head:  # a change request blocks whatever the head
         return ignored(
             f"review of an older commit of PR #{pr.number} ({commit}; head is now {head}); "
             "it does not count for what the PR carries now"
@@ -351,8 +355,10 @@ def _closed(payload: Mapping[str, Any], pr: _PromoterPR, delivery_id: str) -> No
 _HANDLERS: dict[str, Handler] = {
     "package": _package("package"),
     "registry_package": _package("registry_package"),
-    "pull_request_review": _on_promoter_pr("pull_request_review", "submitted", _review),
-    "pull_request": _on_promoter_pr("pull_request", "closed", _closed),
+    "pull_request_review": _on_promoter_pr(
+        "pull_request_review", ("submitted", "dismissed"), _review
+    ),
+    "pull_request": _on_promoter_pr("pull_request", ("closed",), _closed),
     "workflow_run": _always_ignored(_WORKFLOW_RUN),
     "ping": _always_ignored(_PING),
 }

@@ -1,0 +1,1 @@
+"""The GitHub PR provider on PyGithub: client (retries, budget), auth, and the provider."""
