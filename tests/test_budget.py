@@ -76,7 +76,7 @@ async def test_a_wait_longer_than_max_wait_is_a_transient_error(bus: Bus) -> Non
         bus.budget, "github.slow", [Rate(1, 0.01)], max_wait=5, clock=time.clock, sleep=time.sleep
     )
     await bucket.take()
-    with pytest.raises(TransientError, match="write budget github.slow is spent"):
+    with pytest.raises(TransientError, match=r"write budget github\.slow is spent"):
         await bucket.take()
 
 

@@ -193,9 +193,10 @@ def test_run_refuses_github_pipelines_without_credentials(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_demo_runs_from_the_command_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("provider", ["local", "github"])
+def test_demo_runs_from_the_command_line(tmp_path: Path, provider: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "promoter", "demo"],
+        [sys.executable, "-m", "promoter", "demo", "--provider", provider],
         env=_env(),
         capture_output=True,
         text=True,
@@ -213,4 +214,7 @@ def test_demo_runs_from_the_command_line(tmp_path: Path) -> None:
     ):
         assert line in out
     assert "roll back shop in prod to api 1.0.0, ranker 1" in out
+    if provider == "github":
+        assert "alice approves PR #6 on GitHub (webhook -> gateway -> worker)" in out
+        assert "for 6 merged PRs; secondary-limit refusals: 0" in out
     assert list(tmp_path.iterdir()) == [], "the demo must clean up after itself"

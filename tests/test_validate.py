@@ -415,8 +415,10 @@ def test_typo_in_list_item_key_still_suggests_the_field() -> None:
             "https://ghe.example.com/api/v3",
         ),
         (
-            "{url: http://127.0.0.1:9/acme/gitops.git, provider: github, "
-            "apiUrl: http://127.0.0.1:9/api/v3/}",
+            (
+                "{url: http://127.0.0.1:9/acme/gitops.git, provider: github, "
+                "apiUrl: http://127.0.0.1:9/api/v3/}"
+            ),
             "github",
             "http://127.0.0.1:9/api/v3",
         ),

@@ -16,7 +16,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.worker_logs and args.log_level is None:
         configure_logging("warning", args.log_format or args.settings.log_format)
 
-    return asyncio.run(run_demo(sys.stdout, keep=args.keep))
+    return asyncio.run(run_demo(sys.stdout, keep=args.keep, provider=args.provider))
 
 
 def add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,5 +34,12 @@ def add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     demo.add_argument(
         "--keep", metavar="DIR", help="keep the gitops repository and state in DIR (must not exist)"
+    )
+    demo.add_argument(
+        "--provider",
+        choices=("local", "github"),
+        default="local",
+        help="where the PRs live: local (a bare repository and PR records in NATS) or github "
+        "(the bundled GitHub REST emulator, driven through PyGithub, reviews by webhook)",
     )
     demo.set_defaults(handler=_cmd_demo)

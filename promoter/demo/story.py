@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
+from promoter.demo.github import GitHubStage, github_stage
 from promoter.errors import ConfigurationError, TransientError
 from promoter.runtime.app import Runtime, load_targets, publish_pipelines, utc_now
 from promoter.runtime.bus import Bus, connect
@@ -83,10 +84,13 @@ def pending(env: str, api: str) -> Check:
 class Story:
     """Emits the story's events and waits for the worker to act on each."""
 
-    def __init__(self, bus: Bus, runtime: Runtime, out: TextIO) -> None:
+    def __init__(
+        self, bus: Bus, runtime: Runtime, out: TextIO, github: GitHubStage | None = None
+    ) -> None:
         self.bus = bus
         self.runtime = runtime
         self.out = out
+        self.github = github
         self.started = time.monotonic()
 
     def say(self, text: str) -> None:
@@ -112,7 +116,11 @@ class Story:
         await self.emit(health_event("shop", env, "healthy", {}, "probes green", now=utc_now()))
 
     async def approve(self, env: str, user: str) -> None:
-        """Approve the env's PR as `user`, as `promoter approve` does."""
+        """Approve the env's PR as `user`: a review on GitHub, else as `promoter approve` does."""
+        if self.github is not None:
+            number = await self.github.approve(env, user)
+            self.say(f"{user} approves PR #{number} on GitHub (webhook -> gateway -> worker)")
+            return
         pr, _ = await self.runtime.review("shop", env, user, "approved")
         self.say(f"{user} approves PR #{pr.number}")
 
@@ -151,36 +159,47 @@ class Story:
         )
 
 
-def _prepare(root: Path) -> None:
-    """The gitops repository and the pipeline file, from the shipped example."""
+def _prepare(root: Path, *, local: bool) -> None:
+    """The pipeline file and (for the local provider) the gitops repository."""
     root.mkdir(parents=True, exist_ok=True)
     if any(root.iterdir()):
         raise ConfigurationError(f"{root} is not empty; pick a new directory for --keep")
     demo = resources.files("promoter.demo")
-    with resources.as_file(demo / "gitops") as files:
-        seed_repository(root / "gitops.git", files)
+    if local:
+        with resources.as_file(demo / "gitops") as files:
+            seed_repository(root / "gitops.git", files)
     (root / "shop.yaml").write_text((demo / "pipeline.yaml").read_text(encoding="utf-8"))
 
 
-async def run_demo(out: TextIO, *, keep: str | None = None) -> int:
+async def _github(stack: AsyncExitStack, root: Path, bus: Bus, out: TextIO) -> GitHubStage:
+    """The emulator stage, with the pipeline file pointed at it."""
+    with resources.as_file(resources.files("promoter.demo") / "gitops") as files:
+        stage = await stack.enter_async_context(github_stage(root, bus, files, out))
+    pipeline = root / "shop.yaml"
+    pipeline.write_text(stage.pipeline(pipeline.read_text(encoding="utf-8")), encoding="utf-8")
+    return stage
+
+
+async def run_demo(out: TextIO, *, keep: str | None = None, provider: str = "local") -> int:
     """Play the demo in a temporary directory (or `keep`); 0 when the story completed."""
     async with AsyncExitStack() as stack:
         if keep:
             root = Path(keep)
         else:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="promoter-demo-")))
-        await asyncio.to_thread(_prepare, root)
+        await asyncio.to_thread(_prepare, root, local=provider == "local")
         server = EmbeddedServer(root / "nats").start()
         stack.callback(server.stop)
         bus = await connect(server.url, name="promoter-demo")
         stack.push_async_callback(bus.close)
+        stage = await _github(stack, root, bus, out) if provider == "github" else None
         targets = load_targets([root / "shop.yaml"])
         await publish_pipelines(bus, targets)
-        runtime = Runtime(bus, root / "state")
+        runtime = Runtime(bus, root / "state", github=stage.setup if stage else None)
         options = WorkerOptions(tick_interval=0.1, fetch_timeout=0.2, lease_ttl=5.0, ack_wait=10.0)
         worker = runtime.worker(targets, options, "demo-worker")
         task = asyncio.create_task(worker.run())
-        story = Story(bus, runtime, out)
+        story = Story(bus, runtime, out, stage)
         print(f"promoter demo in {root} (embedded NATS {server.url})", file=out)
         try:
             await story.play()
@@ -190,8 +209,11 @@ async def run_demo(out: TextIO, *, keep: str | None = None) -> int:
         print("\nfinal status:", file=out)
         print("\n".join(status_table(await status(bus))), file=out)
         print("\ngitops main branch (first parent, newest first):", file=out)
-        log = _git("log", "--first-parent", "--format=  %h %s", "main", cwd=root / "gitops.git")
+        repo = stage.bare if stage else root / "gitops.git"
+        log = _git("log", "--first-parent", "--format=  %h %s", "main", cwd=repo)
         print(log, file=out, end="")
+        if stage:
+            print(f"\n{stage.summary()}", file=out)
         if keep:
             print(f"\nkept in {root}: try `promoter status --state-dir {root}`", file=out)
         return 0

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from promoter.errors import ConfigurationError
 from promoter.runtime.app import (
     Runtime,
     bus_options,
@@ -30,7 +31,14 @@ from promoter.runtime.emit import (
     pairs,
 )
 from promoter.runtime.providers import github_setup, require_github
-from promoter.runtime.report import explain, history, pr_rows, status, status_table
+from promoter.runtime.report import (
+    compiled_pipelines,
+    explain,
+    history,
+    pr_rows,
+    status,
+    status_table,
+)
 from promoter.settings import Settings
 
 __all__ = ["add_runtime_commands", "common_options", "connected", "publish_and_report"]
@@ -149,6 +157,13 @@ async def _prs(args: argparse.Namespace, bus: Bus) -> int:
 
 
 async def _review(args: argparse.Namespace, bus: Bus) -> int:
+    compiled = (await compiled_pipelines(bus)).get(args.pipeline)
+    repository = compiled.pipeline.spec.repository if compiled else None
+    if repository is not None and repository.provider == "github":
+        raise ConfigurationError(
+            f"{args.pipeline}'s PRs are on GitHub ({repository.url}): review the "
+            f"{args.environment} PR there; promoter reads GitHub's reviews"
+        )
     runtime = Runtime(bus, Path(args.state_dir or args.settings.state_dir))
     verdict: Literal["approved", "changes_requested"] = (
         "approved" if args.command == "approve" else "changes_requested"

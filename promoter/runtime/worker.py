@@ -21,7 +21,7 @@ from promoter.core.observations import (
 )
 from promoter.core.planner import Plan, plan
 from promoter.core.router import Router
-from promoter.errors import EventError, PromoterError
+from promoter.errors import EventError, PromoterError, RateLimitedError
 from promoter.runtime.background import dead_letter_exhausted, watch_records
 from promoter.runtime.bus import Bus, event_msg_id
 from promoter.runtime.consumer import Consumer
@@ -183,7 +183,8 @@ class Worker:
                 await self._dead_letter(msg, f"reading {pipeline}/{env}'s PR failed: {exc}")
                 return None
             log.warning("reading the PR failed", pipeline=pipeline, env=env, error=str(exc))
-            await msg.nak(delay=self.options.retry_delay)
+            wait = exc.retry_after if isinstance(exc, RateLimitedError) else 0.0
+            await msg.nak(delay=max(self.options.retry_delay, wait))
             return None
         if synced is None:
             log.info("the PR event names no PR promoter has", pipeline=pipeline, env=env)
@@ -391,6 +392,8 @@ class Worker:
         delay = min(
             self.options.retry_delay * 2 ** min(effect.attempts, 10), self.options.retry_max
         )
+        if isinstance(exc, RateLimitedError):  # the SCM said how long; sooner is refused
+            delay = max(delay, exc.retry_after)
         effect.attempts += 1
         effect.error = str(exc) or type(exc).__name__
         bound.warning(

@@ -74,8 +74,10 @@ def _already_exists(exc: GithubException) -> bool:
 class GitHubPullRequests:
     """PRs on GitHub through PyGithub; each method is idempotent and makes few requests.
 
-    Opening costs one list, one create, one label and one status request; merging one status,
-    one merge and one branch delete. A create answered by 422 "already exists" (say after a
+    Opening costs one list, one create, one label and (while gates block) one status request;
+    merging one status, one merge and one branch delete. The `promoter/gates` status is
+    pending while gates block and success just before the merge, so branch protection can
+    require it. A create answered by 422 "already exists" (say after a
     timeout whose request did land) adopts the open PR instead.
     """
 
@@ -130,7 +132,7 @@ class GitHubPullRequests:
                     continue
                 raise self._refused("open a PR", exc) from exc
             await self._label(created.number, spec.environment)
-            await self._status(spec.head, spec.gates)
+            await self._pending(spec)
             return created
         raise TransientError(f"the open PR of {spec.branch} could not be found or created; retry")
 
@@ -155,7 +157,7 @@ class GitHubPullRequests:
             await self._label(pr.number, spec.environment)
             changed = True
         if changed:
-            await self._status(spec.head, spec.gates)
+            await self._pending(spec)
         return pr.model_copy(update={**spec.model_dump(), "updated_at": datetime.now(UTC)})
 
     async def _label(self, number: int, environment: str) -> None:
@@ -163,6 +165,11 @@ class GitHubPullRequests:
         await self.client.write(
             f"label PR #{number}", lambda: self.repo.get_issue(number).add_to_labels(*labels)
         )
+
+    async def _pending(self, spec: PullRequestSpec) -> None:
+        """Mark the head pending while gates block; the merge itself marks it success."""
+        if spec.gates:
+            await self._status(spec.head, spec.gates)
 
     async def _status(self, sha: str, gates: dict[str, str]) -> None:
         state, description = gates_status(gates)
@@ -274,7 +281,10 @@ class GitHubPullRequests:
         reviews = await self.client.read(f"list reviews of PR #{number}", call)
         stance = tally(reviews, pr.head, pr.author or "")
         teams = [r[1:] for r in reviewers if r.startswith("@")]
-        memberships = {u: await self._teams_of(u, teams) for u in stance.approvals}
+        named = {r.lower() for r in reviewers if not r.startswith("@")}
+        memberships = {
+            u: await self._teams_of(u, teams) for u in stance.approvals if u.lower() not in named
+        }
         if not reviewers:
             writers = [u for u in stance.approvals if await self._can_write(u)]
             stance = Stance(tuple(writers), stance.rejections, stance.stale)

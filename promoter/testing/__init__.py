@@ -1,0 +1,1 @@
+"""Test doubles promoter ships for its own tests and demos (e.g. a local GitHub emulator)."""
