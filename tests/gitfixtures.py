@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from promoter.gitops.gitenv import PARENT_REPO_VARIABLES
+
 __all__ = [
     "commit_to_remote",
     "install_hook",
@@ -22,18 +24,7 @@ __all__ = [
 
 _GIT = shutil.which("git") or "git"
 _IDENTITY = ("-c", "user.name=fixture", "-c", "user.email=fixture@localhost")
-_PARENT_REPO_ENV = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_CONFIG",
-    "GIT_CONFIG_PARAMETERS",
-    "GIT_CONFIG_COUNT",
-    "GIT_NAMESPACE",
-)
+_PARENT_REPO_ENV = PARENT_REPO_VARIABLES
 
 
 def run_git(cwd: Path, *args: str, check: bool = True) -> str:

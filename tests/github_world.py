@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from github import Auth, Github
+from github import Github
 
 from promoter.scm.base import PullRequestSpec
 from promoter.scm.github.client import GitHubClient
 from promoter.scm.github.provider import GitHubPullRequests, RepoRef
 from promoter.testing.github_emulator import Emulator, Users, running
+from promoter.testing.github_emulator.client import github_client
 
 __all__ = ["BOT", "GITOPS", "GitHubWorld", "VirtualTime", "github_world", "no_wait"]
 
@@ -65,15 +66,7 @@ class GitHubWorld:
 
     def github(self, login: str = BOT, *, lazy: bool = False) -> Github:
         """PyGithub as `login` (the emulator takes the token as the login)."""
-        return Github(
-            base_url=self.emu.api_url,
-            auth=Auth.Token(login),
-            retry=None,
-            seconds_between_requests=None,
-            seconds_between_writes=None,
-            lazy=lazy,
-            per_page=100,
-        )
+        return github_client(self.emu.api_url, login, lazy=lazy, per_page=100)
 
     def provider(self, *, merge_method: str = "merge", attempts: int = 5) -> GitHubPullRequests:
         """The provider as the bot, with retry waits that take no time."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from gitfixtures import remote_sha
 from github_world import GITOPS, no_wait
 from pydantic import SecretStr
@@ -18,6 +16,7 @@ from promoter.scm.github.auth import Credentials, connect
 from promoter.scm.github.client import GitHubClient
 from promoter.scm.github.provider import GitHubPullRequests, RepoRef
 from promoter.testing.github_emulator import App, Users, running
+from promoter.testing.github_emulator.client import app_key_pair
 
 TOKEN = "ghp_s3cr3t-token-value"
 
@@ -47,17 +46,7 @@ def test_credentials_must_name_a_token_or_an_app_and_never_print_a_secret() -> N
 async def test_a_github_app_opens_prs_as_its_bot_and_pushes_with_its_installation_token(
     tmp_path: Path,
 ) -> None:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    private, public = app_key_pair()
     app = App(public_key=public, installation_id=77, slug="promoter")
     with running(tmp_path / "github", Users(apps={1234: app})) as emu:
         emu.create_repo("acme", "deploy", files=GITOPS)

@@ -19,8 +19,6 @@ from urllib.error import HTTPError
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from github import Auth, Github, GithubException, GithubIntegration
 from github_openapi import (
     documented_statuses,
@@ -32,7 +30,7 @@ from jsonschema import Draft202012Validator
 
 from promoter.testing.github_emulator import App, Call, Emulator, Users, running
 from promoter.testing.github_emulator.app import ROUTES
-from promoter.testing.github_emulator.client import github_client
+from promoter.testing.github_emulator.client import app_key_pair, github_client
 
 _REPO = "/repos/{owner}/{repo}"
 _PULL = f"{_REPO}/pulls/{{pull_number}}"
@@ -219,24 +217,9 @@ def validate(call: Call) -> str:
 # --- the session ---------------------------------------------------------------------------------
 
 
-def _keys() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
 @pytest.fixture
 def emu(tmp_path: Path) -> Iterator[tuple[Emulator, str]]:
-    private, public = _keys()
+    private, public = app_key_pair()
     users = Users(
         tokens={"t-alice": "alice", "t-bob": "bob", "t-dave": "dave"},
         teams={"acme/approvers": ["bob"]},
@@ -385,7 +368,9 @@ def _app(emu: Emulator, private: str) -> None:
     assert integration.get_repo_installation("acme", "deploy").id == 7
     _raises(404, integration.get_access_token, 999)
     now = int(time.time())
-    forged = jwt.encode({"iat": now, "exp": now + 60, "iss": "42"}, _keys()[0], algorithm="RS256")
+    forged = jwt.encode(
+        {"iat": now, "exp": now + 60, "iss": "42"}, app_key_pair()[0], algorithm="RS256"
+    )
     bad = GithubIntegration(
         auth=Auth.AppAuth(42, sign_func=lambda _claims: forged), base_url=emu.api_url, **options
     )

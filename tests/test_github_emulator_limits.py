@@ -14,8 +14,6 @@ from urllib.error import HTTPError
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from github import (
     Auth,
     BadCredentialsException,
@@ -27,7 +25,7 @@ from github import (
 )
 
 from promoter.testing.github_emulator import App, Emulator, Users, running
-from promoter.testing.github_emulator.client import credential_env, github_client
+from promoter.testing.github_emulator.client import app_key_pair, credential_env, github_client
 from promoter.testing.github_emulator.gitrepo import GIT, git_env
 from promoter.testing.github_emulator.users import stable_id
 
@@ -302,25 +300,10 @@ def headers_of(error: GithubException) -> dict[str, Any]:
     return dict(error.headers)
 
 
-def _key_pair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
 def test_app_installation_tokens_act_as_the_bot_until_they_expire(
     tmp_path: Path, clock: Clock
 ) -> None:
-    private, public = _key_pair()
+    private, public = app_key_pair()
     users = Users(apps={42: App(public_key=public, installation_id=7, slug="promoter")})
     for emu in make(tmp_path, users, clock=clock):
         app_auth = Auth.AppAuth(42, private)
@@ -352,8 +335,8 @@ def test_app_installation_tokens_act_as_the_bot_until_they_expire(
 
 
 def test_app_jwts_are_verified(tmp_path: Path, clock: Clock) -> None:
-    private, public = _key_pair()
-    other, _ = _key_pair()
+    private, public = app_key_pair()
+    other, _ = app_key_pair()
     users = Users(apps={42: App(public_key=public, installation_id=7, slug="promoter")})
     for emu in make(tmp_path, users, clock=clock):
         now = int(clock.now)

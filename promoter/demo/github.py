@@ -12,7 +12,6 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import TextIO
 
-from github import Auth, Github
 from pydantic import SecretStr
 
 from promoter.gateway.server import Gateway, serve
@@ -22,6 +21,7 @@ from promoter.runtime.providers import GitHubSetup
 from promoter.scm.github.auth import Credentials
 from promoter.sources.base import SourceConfig
 from promoter.testing.github_emulator import Emulator, running
+from promoter.testing.github_emulator.client import github_client
 
 __all__ = ["GitHubStage", "github_stage"]
 
@@ -44,14 +44,7 @@ class GitHubStage:
         return _REPOSITORY.sub(spec, text)
 
     def _review(self, env: str, user: str) -> int:
-        github = Github(
-            base_url=self.emu.api_url,
-            auth=Auth.Token(user),
-            retry=None,
-            seconds_between_requests=None,
-            seconds_between_writes=None,
-        )
-        repo = github.get_repo(f"{OWNER}/{REPO}")
+        repo = github_client(self.emu.api_url, user).get_repo(f"{OWNER}/{REPO}")
         [pull] = repo.get_pulls(state="open", head=f"{OWNER}:promoter/shop/{env}").get_page(0)
         pull.create_review(event="APPROVE", body="looks good")
         self.emu.wait_for_hooks()  # the webhook reached the gateway

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 __all__ = [
+    "PARENT_REPO_VARIABLES",
     "TOKEN_VARIABLE",
     "CloneLock",
     "Redactor",
@@ -83,6 +84,21 @@ def git_environment(overrides: Mapping[str, str]) -> dict[str, str]:
         **overrides,
     }
 
+
+PARENT_REPO_VARIABLES = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_CONFIG",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+    "GIT_NAMESPACE",
+    "GIT_PROTOCOL",
+)
+"""Variables a surrounding git process (a hook, say) sets that would redirect git elsewhere."""
 
 TOKEN_VARIABLE = "PROMOTER_GIT_TOKEN"  # noqa: S105 (a variable name, not a secret)
 """Where git's credential helper finds the token: the child's environment, never argv or URL."""

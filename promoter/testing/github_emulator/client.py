@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from github import Auth, Github
 
-__all__ = ["credential_env", "github_client"]
+__all__ = ["app_key_pair", "credential_env", "github_client"]
 
 
 def github_client(api_url: str, token: str, **options: Any) -> Github:
@@ -38,3 +40,19 @@ def credential_env(
         env[f"GIT_CONFIG_KEY_{index}"] = key
         env[f"GIT_CONFIG_VALUE_{index}"] = value
     return env
+
+
+def app_key_pair() -> tuple[str, str]:
+    """A fresh RSA key pair for a test GitHub App: (private PEM, public PEM for `App`)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public

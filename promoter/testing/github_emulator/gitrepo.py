@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from promoter.gitops.gitenv import PARENT_REPO_VARIABLES
+
 __all__ = [
     "ZERO",
     "CommitInfo",
@@ -36,22 +38,7 @@ __all__ = [
 GIT = shutil.which("git") or "git"
 ZERO = "0" * 40
 TIMEOUT = 60.0
-# Variables of a surrounding git process that would redirect our commands to another repository.
-_PARENT_REPO_ENV = frozenset(
-    {
-        "GIT_DIR",
-        "GIT_WORK_TREE",
-        "GIT_INDEX_FILE",
-        "GIT_OBJECT_DIRECTORY",
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-        "GIT_COMMON_DIR",
-        "GIT_CONFIG",
-        "GIT_CONFIG_PARAMETERS",
-        "GIT_CONFIG_COUNT",
-        "GIT_NAMESPACE",
-        "GIT_PROTOCOL",
-    }
-)
+_PARENT_REPO_ENV = frozenset(PARENT_REPO_VARIABLES)
 
 
 class GitFailedError(RuntimeError):
