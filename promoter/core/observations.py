@@ -28,6 +28,7 @@ __all__ = [
     "Closed",
     "Decision",
     "Dismissed",
+    "EnvObservation",
     "HealthObserved",
     "Held",
     "ImageObserved",
@@ -185,11 +186,8 @@ class Tick:
     """Time passed; re-evaluate timers (soak ends, windows opening)."""
 
 
-Observation = (
-    ImageObserved
-    | ModelObserved
-    | HealthObserved
-    | Approved
+EnvObservation = (
+    Approved
     | ChangesRequested
     | Dismissed
     | Held
@@ -200,8 +198,10 @@ Observation = (
     | MergeRefused
     | Promote
     | Rollback
-    | Tick
 )
+"""Observations about one environment of one pipeline (they carry both names)."""
+
+Observation = ImageObserved | ModelObserved | HealthObserved | EnvObservation | Tick
 
 Action = Literal["open-pr", "update-pr", "merge", "close-pr", "rollback", "hold", "resume", "block"]
 

@@ -6,21 +6,11 @@ from collections.abc import Iterable
 
 from promoter.core.compiled import CompiledPipeline, normalize_image
 from promoter.core.observations import (
-    Approved,
-    ChangesRequested,
-    Closed,
-    Dismissed,
+    EnvObservation,
     HealthObserved,
-    Held,
     ImageObserved,
-    Merged,
-    MergeRefused,
     ModelObserved,
     Observation,
-    Promote,
-    PullSynced,
-    Resumed,
-    Rollback,
     Tick,
 )
 
@@ -55,20 +45,7 @@ class Router:
             return list(self.pipelines)
         if isinstance(observation, HealthObserved):
             name, env = observation.data.pipeline, observation.data.environment
-        elif isinstance(
-            observation,
-            Approved
-            | ChangesRequested
-            | Dismissed
-            | Held
-            | Resumed
-            | Merged
-            | Closed
-            | PullSynced
-            | MergeRefused
-            | Promote
-            | Rollback,
-        ):
+        elif isinstance(observation, EnvObservation):
             name, env = observation.pipeline, observation.environment
         compiled = self.pipelines.get(name)
         if compiled is None or compiled.rules(env) is None:
