@@ -28,6 +28,7 @@ from promoter.runtime.consumer import Consumer
 from promoter.runtime.effects import EffectRunner, Outcome, Target
 from promoter.runtime.failpoints import Failpoints
 from promoter.runtime.options import WorkerOptions
+from promoter.runtime.outbox import audit_entry, superseded
 from promoter.runtime.store import Effect, Lease, Leases, Record, StaleRecordError, StateStore
 from promoter.runtime.sync import PullPoller, PullSync, Wake
 from promoter.runtime.timers import Timers
@@ -38,27 +39,6 @@ log = structlog.get_logger(__name__)
 
 Item = tuple[str | None, Observation]
 """An observation and its event key (None: not an event, e.g. a poll; never deduplicated)."""
-
-
-_PROPOSALS = ("open-pr", "update-pr")
-
-
-def _superseded(outbox: list[Effect]) -> bool:
-    """The first effect proposes a bundle that a later effect replaces before any merge of it.
-
-    A burst of builds for an approval-gated environment then pushes one branch, not one per build.
-    """
-    first = outbox[0]
-    if first.action not in _PROPOSALS:
-        return False
-    for later in outbox[1:]:
-        if later.environment != first.environment:
-            continue
-        if later.action == "merge":
-            return False
-        if later.action in (*_PROPOSALS, "close-pr"):
-            return True
-    return False
 
 
 class Worker:
@@ -320,7 +300,7 @@ class Worker:
                 self.timers.retry(record.pipeline, self.options.lease_ttl)
                 return
             try:
-                if _superseded(record.outbox):
+                if superseded(record.outbox):
                     outcome = Outcome(detail="skipped: a newer bundle follows in the outbox")
                 else:
                     env_state = record.state.envs.get(effect.environment)
@@ -409,27 +389,7 @@ class Worker:
         self.timers.retry(record.pipeline, delay)
 
     async def _audit(self, pipeline: str, effect: Effect, outcome: Outcome | None) -> None:
-        entry = {
-            "seq": effect.seq,
-            "at": effect.at.isoformat().replace("+00:00", "Z"),
-            "pipeline": pipeline,
-            "environment": effect.environment,
-            "action": effect.action,
-            "versions": effect.bundle.summary() if effect.bundle else {},
-            "bundle": effect.bundle.id if effect.bundle else None,
-            "reason": effect.reason,
-            "worker": self.name,
-        }
-        if outcome is None:
-            entry["error"] = effect.error or "failed"
-        else:
-            entry |= {
-                "pr": outcome.pr.number if outcome.pr else None,
-                "sha": outcome.sha,
-                "detail": outcome.refused or outcome.detail,
-            }
-            if outcome.api_calls is not None:
-                entry["api_calls"] = outcome.api_calls
+        entry = audit_entry(pipeline, effect, outcome, self.name)
         await self.bus.audit(pipeline, effect.seq, entry)
 
     # --- timers and orphaned outboxes ---------------------------------------------------
