@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from gitfixtures import remote_branches
+from gitfixtures import commit_to_remote, remote_branches
 from github import GithubException
 from github_world import BOT, GitHubWorld, VirtualTime, github_world
 from harness import Harness
@@ -24,6 +24,7 @@ from promoter.gateway.server import Gateway, serve
 from promoter.runtime.commands import _review
 from promoter.runtime.emit import command_event
 from promoter.runtime.providers import GitHubSetup
+from promoter.runtime.store import Effect
 from promoter.runtime.worker import Worker
 from promoter.scm.github.auth import Credentials
 from promoter.sources.base import SourceConfig
@@ -231,3 +232,35 @@ async def test_api_requests_per_promotion_as_the_emulator_counts_them(world: Wor
 def _routes(calls: list[Call]) -> dict[str, int]:
     """Requests promoter made, by route (what reviewers did through the API is left out)."""
     return dict(Counter(str(c.route) for c in calls if c.login == BOT))
+
+
+async def test_a_merge_at_a_head_that_moved_is_refused_then_the_pr_is_read_again(
+    world: World,
+) -> None:
+    harness, worker = world.harness, world.worker
+    await harness.image("1.0.0", 1)
+    await harness.pending("shop", "prod", "1.0.0")
+    await harness.quiet()  # the worker idles; the merge is carried out by hand, at a set moment
+    record, _ = await worker.store.load("shop")
+    known, pending = record.prs["prod"], record.state.env("prod").pending
+    assert pending is not None
+    target = worker.targets["shop"]
+    files = {"envs/prod/values.yaml": "image:\n  tag: hotfix\n"}
+    moved = commit_to_remote(world.github.bare, "promoter/shop/prod", files, "hotfix")
+    merge = Effect(
+        seq=99,
+        action="merge",
+        environment="prod",
+        bundle=pending.bundle,
+        reason="approved by alice",
+        at=harness.clock(),
+        head=known.head,
+    )
+    refused = await worker.runner.carry_out(target, merge, {}, known)
+    assert refused.refused is not None and "head moved" in refused.refused
+    assert world.github.emu.pull("acme", "deploy", known.number)["merged"] is False
+    unknown = known.model_copy(update={"head": ""})
+    auto = merge.model_copy(update={"head": None})  # e.g. an auto environment
+    merged = await worker.runner.carry_out(target, auto, {}, unknown)
+    assert merged.merged
+    assert world.github.emu.pull("acme", "deploy", known.number)["head"]["sha"] == moved

@@ -241,7 +241,12 @@ class EffectRunner:
         self, target: Target, effect: Effect, bundle: Bundle, known: PullRef | None
     ) -> Outcome:
         provider = self.providers(target)
-        if target.hosted_on == "github" and known is not None and known.bundle == bundle.id:
+        if (
+            target.hosted_on == "github"
+            and known is not None
+            and known.bundle == bundle.id
+            and known.head  # "" after a refused merge: GitHub's head is not known
+        ):
             pr: PullRequest | None = _recorded(target, effect.environment, bundle, known)
         else:
             pr = await provider.current(target.name, effect.environment)

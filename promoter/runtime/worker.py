@@ -16,6 +16,7 @@ from promoter.core.observations import (
     Merged,
     MergeRefused,
     Observation,
+    PullSynced,
     Tick,
     observe_event,
 )
@@ -39,6 +40,16 @@ log = structlog.get_logger(__name__)
 
 Item = tuple[str | None, Observation]
 """An observation and its event key (None: not an event, e.g. a poll; never deduplicated)."""
+
+
+def _note_head(record: Record, observation: Observation) -> None:
+    """A PR snapshot tells the recorded PR's current head."""
+    if isinstance(observation, PullSynced):
+        known = record.prs.get(observation.environment)
+        if known is not None and known.bundle == observation.bundle:
+            record.prs[observation.environment] = known.model_copy(
+                update={"head": observation.head}
+            )
 
 
 class Worker:
@@ -252,6 +263,7 @@ class Worker:
                 record, revision = await self.store.load(name)
                 fresh = [(k, o) for k, o in items if k is None or k not in record.applied]
                 for key, observation in fresh:
+                    _note_head(record, observation)
                     self._absorb(
                         record,
                         plan(self.targets[name].compiled, record.state, observation, self.clock()),
@@ -343,6 +355,9 @@ class Worker:
         if outcome.pr is not None:
             record.prs[env] = outcome.pr
         if outcome.refused is not None and effect.bundle is not None:
+            known = record.prs.get(env)
+            if known is not None:  # its head is what was refused: read the PR next time
+                record.prs[env] = known.model_copy(update={"head": ""})
             refusal = MergeRefused(record.pipeline, env, effect.bundle.id, outcome.refused)
             self._absorb(
                 record,
