@@ -15,10 +15,10 @@ from promoter.errors import ConfigurationError, HeadMovedError, TransientError
 from promoter.gitops.repo import Edit, MergeConflict, Workspace, format_message
 from promoter.gitops.updaters import UpdateContext, apply_update
 from promoter.runtime.store import Effect, PullRef
-from promoter.scm.base import PullRequest, PullRequests, PullRequestSpec
+from promoter.scm.base import PullRequest, PullRequests, PullRequestSpec, branch_name
 from promoter.scm.github.client import counting
 
-__all__ = ["EffectRunner", "Outcome", "Target", "Workspaces", "branch_name", "resolve_repository"]
+__all__ = ["EffectRunner", "Outcome", "Target", "Workspaces", "resolve_repository"]
 
 
 def resolve_repository(url: str, pipeline_file: str) -> str:
@@ -53,11 +53,6 @@ class Target:
             if env.name == name:
                 return env
         raise ConfigurationError(f"pipeline {self.name} has no environment {name!r}")
-
-
-def branch_name(pipeline: str, environment: str) -> str:
-    """The one branch promoter uses for an environment's PRs."""
-    return f"promoter/{pipeline}/{environment}"
 
 
 _REBUILDS = 2

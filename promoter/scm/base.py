@@ -2,14 +2,47 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["PullRequest", "PullRequestSpec", "PullRequests", "Review"]
+from promoter.core.pipeline import NAME_PATTERN
+
+__all__ = [
+    "PullRequest",
+    "PullRequestSpec",
+    "PullRequests",
+    "Review",
+    "branch_name",
+    "parse_branch",
+]
 
 PRState = Literal["open", "merged", "closed"]
+
+
+def branch_name(pipeline: str, environment: str) -> str:
+    """The one branch promoter uses for an environment's PRs."""
+    return f"promoter/{pipeline}/{environment}"
+
+
+def parse_branch(ref: str) -> tuple[str, str] | None:
+    """The pipeline and environment of a promoter PR branch `promoter/<pipeline>/<env>`.
+
+    Args:
+        ref: A branch name, bare or as `refs/heads/...`.
+
+    Returns:
+        `(pipeline, environment)` when both are valid names, else None.
+    """
+    parts = ref.removeprefix("refs/heads/").split("/")
+    if len(parts) != 3 or parts[0] != "promoter":  # noqa: PLR2004 (promoter/<p>/<e>)
+        return None
+    pipeline, environment = parts[1], parts[2]
+    if not (re.fullmatch(NAME_PATTERN, pipeline) and re.fullmatch(NAME_PATTERN, environment)):
+        return None
+    return pipeline, environment
 
 
 class Review(BaseModel):

@@ -10,8 +10,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from promoter.core.events import DIGEST_PATTERN, IMAGE_BUILT, PR_CLOSED, PR_REVIEWED
-from promoter.core.pipeline import NAME_PATTERN
 from promoter.gitops.messages import parse_trailers
+from promoter.scm.base import parse_branch
 from promoter.sources.base import (
     Delivery,
     MalformedError,
@@ -68,24 +68,6 @@ def normalize(delivery: Delivery, config: SourceConfig, now: datetime) -> Normal
             "unsubscribe the webhook from it"
         )
     return handler(payload, delivery_id, config, now)
-
-
-def parse_branch(ref: str) -> tuple[str, str] | None:
-    """The pipeline and environment of a promoter PR branch `promoter/<pipeline>/<env>`.
-
-    Args:
-        ref: A branch name, bare or as `refs/heads/...`.
-
-    Returns:
-        `(pipeline, environment)` when both are valid names, else None.
-    """
-    parts = ref.removeprefix("refs/heads/").split("/")
-    if len(parts) != 3 or parts[0] != "promoter":  # noqa: PLR2004 (promoter/<p>/<e>)
-        return None
-    pipeline, environment = parts[1], parts[2]
-    if not (re.fullmatch(NAME_PATTERN, pipeline) and re.fullmatch(NAME_PATTERN, environment)):
-        return None
-    return pipeline, environment
 
 
 def _header(delivery: Delivery, name: str) -> str:

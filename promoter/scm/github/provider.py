@@ -17,7 +17,7 @@ from github.PullRequest import PullRequest as GhPull
 from promoter.core.reviews import Stance, SubmittedReview, tally
 from promoter.errors import ConfigurationError, GitError, HeadMovedError, TransientError
 from promoter.gitops.results import MergeConflict
-from promoter.scm.base import PullRequest, PullRequestSpec
+from promoter.scm.base import PullRequest, PullRequestSpec, branch_name
 from promoter.scm.github.client import GitHubClient
 from promoter.scm.github.shapes import (
     GATES_CONTEXT,
@@ -111,8 +111,6 @@ class GitHubPullRequests:
 
     async def current(self, pipeline: str, environment: str) -> PullRequest | None:
         """The newest PR of the environment's branch, open or not."""
-        from promoter.runtime.effects import branch_name  # noqa: PLC0415 (no import cycle)
-
         pulls = await self._pulls(branch_name(pipeline, environment), "all")
         return pulls[0] if pulls else None
 

@@ -5,21 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from promoter.scm.base import PullRequest
+from promoter.gitops.messages import parse_trailers
+from promoter.scm.base import PullRequest, parse_branch
 
-__all__ = ["GATES_CONTEXT", "gates_status", "pull_from_github", "split_message", "trailers_of"]
+__all__ = ["GATES_CONTEXT", "gates_status", "pull_from_github", "split_message"]
 
 GATES_CONTEXT = "promoter/gates"
 _STATUS_LIMIT = 140  # GitHub truncates longer status descriptions
-_TRAILER = re.compile(
-    r"^Promoter-(?P<key>Pipeline|Environment|Bundle): *(?P<value>\S+) *$", re.MULTILINE
-)
 _ROW = re.compile(r"^\| (?P<name>[^|`]+?) \| (?P<version>[^|`]+?) \| `", re.MULTILINE)
-
-
-def trailers_of(body: str) -> dict[str, str]:
-    """The Promoter-Pipeline/-Environment/-Bundle trailers of a PR body, by lower-case key."""
-    return {m["key"].lower(): m["value"] for m in _TRAILER.finditer(body.replace("\r\n", "\n"))}
 
 
 def _versions(body: str) -> dict[str, str]:
@@ -31,21 +24,20 @@ def _versions(body: str) -> dict[str, str]:
 def pull_from_github(pull: Any, repository: str) -> PullRequest:
     """Promoter's view of a PyGithub PullRequest (list or full shape; reads no absent field)."""
     body = pull.body or ""
-    marks = trailers_of(body)
+    marks = parse_trailers(body.replace("\r\n", "\n"))
     branch = str(pull.head.ref)
-    parts = branch.split("/")
-    from_branch = parts[1:3] if len(parts) == 3 and parts[0] == "promoter" else ["", ""]  # noqa: PLR2004
+    from_branch = parse_branch(branch) or ("", "")
     state = "merged" if pull.merged_at is not None else str(pull.state)
     return PullRequest(
         repository=repository,
-        pipeline=marks.get("pipeline", from_branch[0]),
-        environment=marks.get("environment", from_branch[1]),
+        pipeline=marks.get("Promoter-Pipeline", from_branch[0]),
+        environment=marks.get("Promoter-Environment", from_branch[1]),
         base=str(pull.base.ref),
         branch=branch,
         head=str(pull.head.sha),
         title=str(pull.title or ""),
         body=body,
-        bundle=marks.get("bundle", ""),
+        bundle=marks.get("Promoter-Bundle", ""),
         versions=_versions(body),
         number=int(pull.number),
         url=str(pull.html_url),
