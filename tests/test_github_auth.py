@@ -11,10 +11,12 @@ from pydantic import SecretStr
 
 from promoter.errors import ConfigurationError, PromoterError
 from promoter.gitops.repo import Workspace
+from promoter.runtime.providers import github_setup
 from promoter.scm.base import PullRequestSpec
 from promoter.scm.github.auth import Credentials, connect
 from promoter.scm.github.client import GitHubClient
 from promoter.scm.github.provider import GitHubPullRequests, RepoRef
+from promoter.settings import Settings
 from promoter.testing.github_emulator import App, Users, running
 from promoter.testing.github_emulator.client import app_key_pair
 
@@ -80,3 +82,20 @@ async def test_a_github_app_opens_prs_as_its_bot_and_pushes_with_its_installatio
 
 def _bump(root: Path) -> None:
     (root / "envs/dev/values.yaml").write_text("image:\n  tag: 1.0.0\n")
+
+
+def test_settings_give_a_token_from_a_file_or_an_app_but_not_both(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    setup = github_setup(Settings(github_token_file=token_file))
+    assert setup is not None and setup.credentials.token is not None
+    assert setup.credentials.token.get_secret_value() == TOKEN
+    assert github_setup(Settings()) is None
+    key_file = tmp_path / "app.pem"
+    key_file.write_text(app_key_pair()[0])
+    app = github_setup(Settings(github_app_id=7, github_app_private_key_file=key_file))
+    assert app is not None and app.credentials.app_id == 7
+    with pytest.raises(ConfigurationError, match="not both"):
+        github_setup(Settings(github_token=SecretStr(TOKEN), github_app_id=7))
+    with pytest.raises(ConfigurationError, match="PROMOTER_GITHUB_APP_PRIVATE_KEY_FILE"):
+        github_setup(Settings(github_app_id=7))

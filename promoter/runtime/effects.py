@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -167,7 +167,7 @@ class EffectRunner:
     def __init__(
         self,
         workspaces: Callable[[str], Workspace],
-        providers: Callable[[Target], PullRequests],
+        providers: Callable[[Target], Awaitable[PullRequests]],
     ) -> None:
         self.workspaces = workspaces
         self.providers = providers
@@ -207,7 +207,7 @@ class EffectRunner:
     async def _open(
         self, target: Target, effect: Effect, bundle: Bundle, blocked: dict[str, str]
     ) -> PullRequest:
-        provider = self.providers(target)  # first: it connects, and git may need its token
+        provider = await self.providers(target)  # first: it connects; git may need its token
         env = effect.environment
         title = _title(target, env, bundle)
         body = _body(target, effect, bundle, blocked)
@@ -235,7 +235,7 @@ class EffectRunner:
     async def _merge(
         self, target: Target, effect: Effect, bundle: Bundle, known: PullRef | None
     ) -> Outcome:
-        provider = self.providers(target)
+        provider = await self.providers(target)
         if (
             target.hosted_on == "github"
             and known is not None
@@ -272,7 +272,7 @@ class EffectRunner:
         A conflict right after a rebuild means someone changed the same lines meanwhile: that
         race is retried later (TransientError), never given up on.
         """
-        provider = self.providers(target)
+        provider = await self.providers(target)
         for _ in range(_REBUILDS):
             try:
                 return await provider.merge(pr, message)
@@ -292,7 +292,7 @@ class EffectRunner:
             raise TransientError(f"{exc}; the base keeps changing, will retry") from exc
 
     async def _close(self, target: Target, effect: Effect, bundle: Bundle) -> Outcome:
-        provider = self.providers(target)
+        provider = await self.providers(target)
         pr = await provider.current(target.name, effect.environment)
         if pr is None or pr.state != "open" or pr.bundle != bundle.id:
             return Outcome(detail="no open PR for this bundle")
@@ -301,7 +301,7 @@ class EffectRunner:
 
     async def _rollback(self, target: Target, effect: Effect, bundle: Bundle) -> Outcome:
         """Rollbacks are committed straight to the base: restoring known-good needs no review."""
-        self.providers(target)  # connects first: git may need its token
+        await self.providers(target)  # connects first: git may need its token
         env = effect.environment
         trailers = {**_trailers(target, env, bundle), "Promoter-Action": "rollback"}
         title = f"roll back {target.name} in {env} to {_summary(bundle)}"

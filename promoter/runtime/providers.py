@@ -50,6 +50,11 @@ def github_setup(settings: Settings) -> GitHubSetup | None:
         key = SecretStr(read_secret(path, "PROMOTER_GITHUB_APP_PRIVATE_KEY_FILE"))
     if token is None and settings.github_app_id is None:
         return None
+    if token is not None and settings.github_app_id is not None:
+        raise ConfigurationError(
+            "set a GitHub token (PROMOTER_GITHUB_TOKEN[_FILE]) or a GitHub App "
+            "(PROMOTER_GITHUB_APP_ID), not both"
+        )
     credentials = Credentials(
         token=token,
         app_id=settings.github_app_id,
@@ -93,21 +98,26 @@ class Providers:
         self.setup = github
         self._github: dict[str, tuple[GitHubPullRequests, Callable[[], str]]] = {}
 
-    def __call__(self, target: Target) -> PullRequests:
+    async def __call__(self, target: Target) -> PullRequests:
         """The provider of `target`'s repository."""
         if target.hosted_on == "local":
             if self.local is None:
                 raise ConfigurationError("no local PR provider was set up")
             return self.local
-        return self.github(target)
+        return await self.github(target)
 
     def check(self, targets: dict[str, Target]) -> None:
         """ConfigurationError naming pipelines on GitHub when no GitHub credentials are set."""
         require_github(targets, self.setup)
 
-    def github(self, target: Target) -> GitHubPullRequests:
-        """The GitHub provider of `target` (connected on first use)."""
-        return self._connection(target.repository, target)[0]
+    async def github(self, target: Target) -> GitHubPullRequests:
+        """The GitHub provider of `target`, connected on first use.
+
+        Connecting runs in a thread: a GitHub App may look up its installation over HTTP.
+        """
+        if target.repository not in self._github:
+            await asyncio.to_thread(self._connection, target.repository, target)
+        return self._github[target.repository][0]
 
     def token_for(self, url: str) -> Callable[[], str] | None:
         """What gives git the token for `url`: None for local repositories.

@@ -40,7 +40,9 @@ class PullSync:
     """
 
     def __init__(
-        self, targets: dict[str, Target], github: Callable[[Target], GitHubPullRequests]
+        self,
+        targets: dict[str, Target],
+        github: Callable[[Target], Awaitable[GitHubPullRequests]],
     ) -> None:
         self.targets = targets
         self.github = github
@@ -59,7 +61,8 @@ class PullSync:
         target = self.targets[pipeline]
         rules = target.compiled.rules(environment)
         reviewers = rules.reviewers if rules is not None else ()
-        status = await self.github(target).review_status(pipeline, environment, reviewers)
+        provider = await self.github(target)
+        status = await provider.review_status(pipeline, environment, reviewers)
         if status is None or not status.pr.bundle:
             return None
         pr, stance = status.pr, status.stance
