@@ -25,6 +25,7 @@ GITOPS = {
     "envs/dev/values.yaml": "image:\n  tag: 0.0.0\n",
     "envs/staging/values.yaml": "image:\n  tag: 0.0.0\n",
     "envs/prod/values.yaml": "image:\n  tag: 0.0.0\n",
+    "envs/eu/values.yaml": "image:\n  tag: 0.0.0\n",
 }
 
 

@@ -48,6 +48,11 @@ spec:
       gates:
         approvals: {{count: 1, reviewers: [alice, "@acme/sre"]}}
       update: [{{file: envs/prod/values.yaml, set: {{image.tag: "${{api.tag}}"}}}}]
+    - name: eu
+      from: [prod]
+      gates:
+        approvals: {{count: 1, reviewers: [alice]}}
+      update: [{{file: envs/eu/values.yaml, set: {{image.tag: "${{api.tag}}"}}}}]
 """
 
 
@@ -136,6 +141,7 @@ async def test_a_build_reaches_prod_through_a_reviewed_pr(world: World) -> None:
     merged = emu.pull("acme", "deploy", number)
     assert merged["merged"] is True and merged["head"]["sha"] == pr["head"]["sha"]
     assert "promoter/shop/prod" not in remote_branches(world.github.bare)
+    await harness.pending("shop", "eu", "1.0.0")  # and on to the next environment
 
 
 async def test_a_stale_approval_does_not_merge_and_a_newer_bundle_updates_the_same_pr(
@@ -219,13 +225,15 @@ async def test_api_requests_per_promotion_as_the_emulator_counts_them(world: Wor
         "DELETE /repos/{owner}/{repo}/git/refs/{ref}": 1,
     }
     # the review webhook wakes a sync (list + reviews), then status, merge, delete; the merge
-    # webhook wakes one more sync (1 list)
+    # webhook wakes one more sync (1 list); then eu's PR opens (list, create, label, status)
     assert approved == {
-        "GET /repos/{owner}/{repo}/pulls": 2,
+        "GET /repos/{owner}/{repo}/pulls": 3,
         "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews": 1,
-        "POST /repos/{owner}/{repo}/statuses/{sha}": 1,
+        "POST /repos/{owner}/{repo}/statuses/{sha}": 2,
         "PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge": 1,
         "DELETE /repos/{owner}/{repo}/git/refs/{ref}": 1,
+        "POST /repos/{owner}/{repo}/pulls": 1,
+        "POST /repos/{owner}/{repo}/issues/{issue_number}/labels": 1,
     }
 
 
