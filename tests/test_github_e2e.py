@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -191,6 +191,10 @@ async def _has(world: World, env: str, **expected: object) -> bool:
     return all(pending.get(k) == v for k, v in expected.items())
 
 
+async def _says(read: Callable[[], str], text: str) -> bool:
+    return text in await asyncio.to_thread(read)
+
+
 async def _closed(world: World, number: int) -> bool:
     return bool(world.repo.get_pull(number).state == "closed")
 
@@ -272,3 +276,19 @@ async def test_a_merge_at_a_head_that_moved_is_refused_then_the_pr_is_read_again
     merged = await worker.runner.carry_out(target, auto, {}, unknown)
     assert merged.merged
     assert world.github.emu.pull("acme", "deploy", known.number)["head"]["sha"] == moved
+
+
+async def test_the_gates_status_follows_the_blocks_while_the_pr_waits(world: World) -> None:
+    harness = world.harness
+    await harness.image("1.0.0", 1)
+    await harness.pending("shop", "prod", "1.0.0")
+    head = world.repo.get_pull(world.open_pr("prod")).head.sha
+
+    def gates() -> str:
+        status = world.repo.get_commit(head).get_combined_status()
+        return str(next(s.description for s in status.statuses if s.context == "promoter/gates"))
+
+    assert gates().startswith("waiting: approvals: needs 1 approval(s)")
+    hold = {"pipeline": "shop", "environment": "prod", "action": "hold", "by": "ops"}
+    await harness.bus.publish_event(command_event(hold, now=harness.clock()))
+    await harness.until(lambda: _says(gates, "held: environment is held"), "the status says held")

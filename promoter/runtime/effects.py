@@ -342,4 +342,4 @@ def _recorded(target: Target, env: str, bundle: Bundle, known: PullRef) -> PullR
 
 
 def _ref(pr: PullRequest) -> PullRef:
-    return PullRef(number=pr.number, url=pr.url, head=pr.head, bundle=pr.bundle)
+    return PullRef(number=pr.number, url=pr.url, head=pr.head, bundle=pr.bundle, gates=pr.gates)

@@ -65,6 +65,9 @@ class PullRef(BaseModel):
     url: str
     head: str
     bundle: str
+    gates: dict[str, str] | None = Field(
+        default=None, description="What the PR's gates status says (None: not known)."
+    )
 
 
 class Record(BaseModel):

@@ -21,10 +21,10 @@ from promoter.core.observations import (
 from promoter.core.state import PendingPR
 from promoter.errors import PromoterError
 from promoter.runtime.effects import Target
-from promoter.runtime.store import Leases, StateStore
+from promoter.runtime.store import Leases, Record, StateStore
 from promoter.scm.github.provider import GitHubPullRequests
 
-__all__ = ["PullPoller", "PullSync", "Wake", "changes"]
+__all__ = ["PullPoller", "PullSync", "Wake", "changes", "report_gates"]
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +75,33 @@ class PullSync:
             approvals=tuple((user, status.teams.get(user, ())) for user in stance.approvals),
             rejections=stance.rejections,
         )
+
+
+async def report_gates(sync: PullSync, record: Record) -> bool:
+    """Bring each open GitHub PR's `promoter/gates` status up to what blocks it now.
+
+    One write per change of the blocks (soak over, window open, approvals in); a merge sets
+    success itself. True when a recorded PR changed (the record needs saving). Failures are
+    logged and left for the next pass.
+    """
+    if not sync.watches(record.pipeline):
+        return False
+    changed = False
+    for env, ref in sorted(record.prs.items()):
+        state = record.state.envs.get(env)
+        if state is None or state.pending is None or state.pending.merging or not ref.head:
+            continue
+        if ref.gates == state.blocked:
+            continue
+        try:
+            provider = await sync.github(sync.targets[record.pipeline])
+            await provider.report_gates(ref.head, state.blocked)
+        except PromoterError as exc:
+            log.warning("updating the gates status failed", env=env, error=str(exc))
+            continue
+        record.prs[env] = ref.model_copy(update={"gates": dict(state.blocked)})
+        changed = True
+    return changed
 
 
 def changes(pending: PendingPR | None, synced: PullSynced) -> bool:

@@ -31,7 +31,7 @@ from promoter.runtime.failpoints import Failpoints
 from promoter.runtime.options import WorkerOptions
 from promoter.runtime.outbox import audit_entry, superseded
 from promoter.runtime.store import Effect, Lease, Leases, Record, StaleRecordError, StateStore
-from promoter.runtime.sync import PullPoller, PullSync, Wake
+from promoter.runtime.sync import PullPoller, PullSync, Wake, report_gates
 from promoter.runtime.timers import Timers
 
 __all__ = ["Worker"]
@@ -343,6 +343,9 @@ class Worker:
                 self.timers.retry(record.pipeline, self.options.lease_ttl)
                 return
             self.failpoints.hit("after-record")
+        if self.sync is not None and await report_gates(self.sync, record):
+            with contextlib.suppress(StaleRecordError):  # only a cache of what GitHub shows
+                await self.store.save(record, revision)
         self.timers.done(record.pipeline)
 
     def _complete(self, record: Record, effect: Effect, outcome: Outcome | None) -> None:

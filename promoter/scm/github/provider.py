@@ -139,7 +139,8 @@ class GitHubPullRequests:
             made = self.repo.create_pull(
                 base=spec.base, head=spec.branch, title=spec.title, body=spec.body
             )
-            return pull_from_github(made, self.ref.url).model_copy(update={"head": spec.head})
+            made_pr = pull_from_github(made, self.ref.url)
+            return made_pr.model_copy(update={"head": spec.head, "gates": spec.gates})
 
         return await self.client.write(f"create PR for {spec.branch}", call)
 
@@ -168,6 +169,10 @@ class GitHubPullRequests:
         """Mark the head pending while gates block; the merge itself marks it success."""
         if spec.gates:
             await self._status(spec.head, spec.gates)
+
+    async def report_gates(self, sha: str, gates: dict[str, str]) -> None:
+        """Set the `promoter/gates` status of `sha` to what blocks now (success: nothing)."""
+        await self._status(sha, gates)
 
     async def _status(self, sha: str, gates: dict[str, str]) -> None:
         state, description = gates_status(gates)
