@@ -118,6 +118,11 @@ async def test_a_build_reaches_prod_through_a_reviewed_pr(world: World) -> None:
     assert {label["name"] for label in pr["labels"]} == {"promoter", "env:prod"}
     assert "**approvals**: needs 1 approval(s) from alice, @acme/sre; has 0" in pr["body"]
     assert "| api | 1.0.0 |" in pr["body"]
+    record, _ = await world.worker.store.load("shop")
+    pending = record.state.env("prod").pending
+    assert pending is not None
+    event = pending.bundle.versions["api"].event  # the CloudEvent that brought the build
+    assert event is not None and f"`{event}`" in pr["body"]
     status = world.repo.get_commit(pr["head"]["sha"]).get_combined_status()
     assert [(s.context, s.state) for s in status.statuses] == [("promoter/gates", "pending")]
 

@@ -47,10 +47,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ImageObserved:
-    """An image was built; `built_at` is the event time."""
+    """An image was built; `built_at` is the event time, `event` its CloudEvent source and id."""
 
     data: ImageBuilt
     built_at: datetime
+    event: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class ModelObserved:
 
     data: ModelRegistered
     built_at: datetime
+    event: str | None = None
 
 
 @dataclass(frozen=True)
@@ -254,9 +256,9 @@ def observe_event(event: PromoterEvent, now: datetime) -> Observation:
     """The observation an event stands for; the event time (or `now`) dates builds."""
     when = event.time or now
     if isinstance(event, ImageEvent):
-        return ImageObserved(event.data, when)
+        return ImageObserved(event.data, when, f"{event.source} {event.id}")
     if isinstance(event, ModelEvent):
-        return ModelObserved(event.data, when)
+        return ModelObserved(event.data, when, f"{event.source} {event.id}")
     if isinstance(event, HealthEvent):
         return HealthObserved(event.data)
     if isinstance(event, ReviewEvent):

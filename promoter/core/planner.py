@@ -68,7 +68,12 @@ class _Planner:
         changed = False
         for artifact in matching_artifacts(self.compiled, obs.data):
             candidate = candidate_for(
-                self.compiled, artifact, obs.data, obs.built_at, self.state.seen + 1
+                self.compiled,
+                artifact,
+                obs.data,
+                obs.built_at,
+                self.state.seen + 1,
+                event=obs.event,
             )
             if candidate is None:
                 continue

@@ -31,6 +31,9 @@ class ArtifactVersion(_State):
     metrics: dict[str, float] = Field(default_factory=dict)
     built_at: datetime
     seen: int = Field(description="Arrival order within the pipeline, breaks ordering ties.")
+    event: str | None = Field(
+        default=None, description="The CloudEvent that brought it: `source id`."
+    )
 
     @property
     def ref(self) -> str:

@@ -108,6 +108,8 @@ def candidate_for(
     data: ImageBuilt | ModelRegistered,
     built_at: datetime,
     seen: int,
+    *,
+    event: str | None = None,
 ) -> ArtifactVersion | None:
     """The candidate version an event offers `artifact`, or None when selection or `when` say no."""
     if isinstance(data, ImageBuilt):
@@ -125,6 +127,7 @@ def candidate_for(
         labels=dict(data.labels),
         built_at=built_at,
         seen=seen,
+        event=event,
         **fields,
     )
     condition = compiled.artifact_when.get(artifact.name)

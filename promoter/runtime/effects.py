@@ -108,10 +108,14 @@ def _trailers(target: Target, environment: str, bundle: Bundle) -> dict[str, str
 
 
 def _origin(version: ArtifactVersion) -> str:
-    """Where a version came from: its source link when the event carried one, and when."""
+    """Where a version came from: the event (source and id), when, and its source link."""
+    parts = [version.built_at.isoformat().replace("+00:00", "Z")]
+    if version.event:
+        parts.append(f"`{version.event}`")
     link = version.labels.get(_SOURCE_LABEL) or version.uri or ""
-    built = version.built_at.isoformat().replace("+00:00", "Z")
-    return f"{built}{' · ' + link if link.startswith(('http://', 'https://')) else ''}"
+    if link.startswith(("http://", "https://")):
+        parts.append(f"[source]({link})")
+    return " · ".join(parts)
 
 
 def _gates(blocked: Mapping[str, str]) -> str:
