@@ -64,9 +64,10 @@ def connect(
             credentials.token.get_secret_value()
         )
     else:
-        assert credentials.app_id is not None  # noqa: S101 (checked in __post_init__)
-        assert credentials.private_key is not None  # noqa: S101
-        app = Auth.AppAuth(credentials.app_id, credentials.private_key.get_secret_value())
+        app_id, key = credentials.app_id, credentials.private_key
+        if app_id is None or key is None:  # pragma: no cover (checked in __post_init__)
+            raise ConfigurationError("a GitHub App needs its id and private key")
+        app = Auth.AppAuth(app_id, key.get_secret_value())
         installation = credentials.installation_id or _installation(app, api_url, owner, repo)
         auth = app.get_installation_auth(installation)
     client = Github(

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Protocol, TypeVar
 
 import requests
@@ -65,9 +66,9 @@ def counting() -> Iterator[CallCount]:
 
 def is_rate_limit(exc: GithubException) -> bool:
     """A primary or secondary rate limit answer (403 or 429), as GitHub words them."""
-    if exc.status == 429:  # noqa: PLR2004 (HTTP status)
+    if exc.status == HTTPStatus.TOO_MANY_REQUESTS:
         return True
-    if exc.status != 403:  # noqa: PLR2004
+    if exc.status != HTTPStatus.FORBIDDEN:
         return False
     message = _message(exc).lower()
     headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
@@ -201,15 +202,15 @@ class GitHubClient:
                     wait,
                 )
             return _Retry(exc, wait)
-        if status >= 500 or status == 0:  # noqa: PLR2004
+        if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == 0:
             log.info("github server error; retrying", call=what, status=status)
             return _Retry(exc, self._backoff(attempt))
-        if status == 401:  # noqa: PLR2004
+        if status == HTTPStatus.UNAUTHORIZED:
             return ConfigurationError(
                 f"GitHub rejected the credentials on {what} (401 {_message(exc)}): check "
                 "PROMOTER_GITHUB_TOKEN (or the App id, key and installation)"
             )
-        if status == 403:  # noqa: PLR2004
+        if status == HTTPStatus.FORBIDDEN:
             return ConfigurationError(
                 f"GitHub refused {what} (403 {_message(exc)}): the token or App needs write "
                 "access to contents, pull requests, issues and commit statuses of the repository"

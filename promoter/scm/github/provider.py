@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
@@ -64,7 +65,7 @@ class PullStatus:
 
 def _already_exists(exc: GithubException) -> bool:
     """A 422 saying the branch already has an open PR (in `message` or in `errors[]`)."""
-    if exc.status != 422 or not isinstance(exc.data, dict):  # noqa: PLR2004 (HTTP status)
+    if exc.status != HTTPStatus.UNPROCESSABLE_ENTITY or not isinstance(exc.data, dict):
         return False
     texts = [str(exc.data.get("message", ""))]
     texts += [str(e.get("message", "")) for e in exc.data.get("errors", []) if isinstance(e, dict)]
@@ -222,11 +223,11 @@ class GitHubPullRequests:
 
     async def _explain_refusal(self, pr: PullRequest, exc: GithubException) -> PullRequest | None:
         """Turn a refused merge into the right error, or the PR if it did merge after all."""
-        if exc.status == 409:  # noqa: PLR2004 (HTTP status)
+        if exc.status == HTTPStatus.CONFLICT:
             raise HeadMovedError(
                 f"PR #{pr.number} head moved away from {pr.head[:12]}: {exc.data}"
             ) from exc
-        if exc.status != 405:  # noqa: PLR2004
+        if exc.status != HTTPStatus.METHOD_NOT_ALLOWED:
             raise self._refused(f"merge PR #{pr.number}", exc) from exc
         message = str(exc.data.get("message", "") if isinstance(exc.data, dict) else exc.data)
         full = await self.client.read(
@@ -244,7 +245,7 @@ class GitHubPullRequests:
             try:
                 GitRef(self.repo.requester, url=url).delete()
             except GithubException as exc:
-                if exc.status not in (404, 422):
+                if exc.status not in (HTTPStatus.NOT_FOUND, HTTPStatus.UNPROCESSABLE_ENTITY):
                     raise
 
         await self.client.write(f"delete branch {branch}", call)
@@ -312,7 +313,7 @@ class GitHubPullRequests:
                     .get_team_membership(user)
                 )
             except GithubException as exc:
-                if exc.status == 404:  # noqa: PLR2004 (not a member)
+                if exc.status == HTTPStatus.NOT_FOUND:  # not a member
                     return False
                 raise
             return str(membership.state) == "active"
