@@ -69,11 +69,13 @@ class GitHubWorld:
         """PyGithub as `login` (the emulator takes the token as the login)."""
         return github_client(self.emu.api_url, login, lazy=lazy, per_page=100)
 
-    def provider(self, *, merge_method: str = "merge", attempts: int = 5) -> GitHubPullRequests:
-        """The provider as the bot, with retry waits that take no time."""
+    def provider(
+        self, *, merge_method: str = "merge", attempts: int = 5, login: str = BOT
+    ) -> GitHubPullRequests:
+        """The provider as `login` (the bot), with retry waits that take no time."""
         client = GitHubClient(attempts=attempts, sleep=no_wait)
         ref = RepoRef(self.owner, self.name, self.git_url, self.emu.api_url, merge_method)
-        return GitHubPullRequests(self.github(BOT, lazy=True), client, ref)
+        return GitHubPullRequests(self.github(login, lazy=True), client, ref)
 
     def review(self, number: int, login: str, event: str) -> None:
         """Submit a review of PR `number` as `login` through the API, as a person would."""

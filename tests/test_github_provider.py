@@ -182,3 +182,10 @@ async def test_closing_comments_and_closes_once(world: GitHubWorld) -> None:
     assert again.state == "closed"
     comments = world.github().get_repo("acme/deploy").get_pull(pr.number).get_issue_comments()
     assert [c.body for c in comments] == ["Closed by promoter: superseded"]
+
+
+async def test_a_token_without_write_access_is_a_configuration_error(world: GitHubWorld) -> None:
+    reader = world.provider(login="dave")  # read access only
+    head = push(world, "dev", "1.0.0")
+    with pytest.raises(ConfigurationError, match="403 Resource not accessible"):
+        await reader.ensure(world.spec("dev", head, "b1", "1.0.0"))
