@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from github_world import BOT, VirtualTime, github_world
+from github_world import BOT, VirtualTime, environment, github_world
 from harness import Harness, digest
 from pydantic import SecretStr
 
@@ -29,20 +29,6 @@ from promoter.scm.github.auth import Credentials
 from promoter.sources.base import SourceConfig
 from promoter.testing.github_emulator import Users
 from promoter.testing.github_emulator.client import github_client
-
-PIPELINE = """
-apiVersion: promoter/v1
-kind: Pipeline
-metadata: {{name: shop}}
-spec:
-  repository: {{url: "{git}", provider: github, apiUrl: "{api}"}}
-  artifacts:
-    - {{name: api, image: ghcr.io/acme/api, select: {{semver: ">=0.1.0"}}}}
-  environments:
-    - name: prod
-      gates: {{approvals: {{count: 1, reviewers: [alice]}}}}
-      update: [{{file: envs/prod/values.yaml, set: {{image.tag: "${{api.tag}}"}}}}]
-"""
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -71,8 +57,9 @@ async def run(rounds: int) -> dict[str, Any]:
             gateway = Gateway(harness.bus, {"github": SourceConfig(secret="s")}, harness.clock)
             async with serve(gateway, "127.0.0.1", 0) as port:
                 emu.add_hook(f"http://127.0.0.1:{port}/hooks/github", "s")
+                gates = "{approvals: {count: 1, reviewers: [alice]}}"
                 (harness.pipelines / "shop.yaml").write_text(
-                    PIPELINE.format(git=github.git_url, api=emu.api_url)
+                    github.pipeline(environment("prod", gates=gates))
                 )
                 harness.github = GitHubSetup(
                     Credentials(token=SecretStr(BOT)), clock=clock.clock, sleep=clock.sleep

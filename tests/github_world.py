@@ -18,7 +18,15 @@ from promoter.scm.github.provider import GitHubPullRequests, RepoRef
 from promoter.testing.github_emulator import Emulator, Users, running
 from promoter.testing.github_emulator.client import github_client
 
-__all__ = ["BOT", "GITOPS", "GitHubWorld", "VirtualTime", "github_world", "no_wait"]
+__all__ = [
+    "BOT",
+    "GITOPS",
+    "GitHubWorld",
+    "VirtualTime",
+    "environment",
+    "github_world",
+    "no_wait",
+]
 
 BOT = "promoter-bot"
 GITOPS = {
@@ -27,6 +35,23 @@ GITOPS = {
     "envs/prod/values.yaml": "image:\n  tag: 0.0.0\n",
     "envs/eu/values.yaml": "image:\n  tag: 0.0.0\n",
 }
+
+
+def environment(
+    name: str, *, upstream: str | None = None, auto: bool = False, gates: str = ""
+) -> str:
+    """One environment block of a test pipeline (it sets `image.tag` in envs/NAME)."""
+    lines = [f"    - name: {name}"]
+    if upstream:
+        lines.append(f"      from: [{upstream}]")
+    if auto:
+        lines.append("      auto: true")
+    if gates:
+        lines.append(f"      gates: {gates}")
+    lines.append(
+        f'      update: [{{file: envs/{name}/values.yaml, set: {{image.tag: "${{api.tag}}"}}}}]'
+    )
+    return "\n".join(lines)
 
 
 class VirtualTime:
@@ -76,6 +101,19 @@ class GitHubWorld:
         client = GitHubClient(attempts=attempts, sleep=no_wait)
         ref = RepoRef(self.owner, self.name, self.git_url, self.emu.api_url, merge_method)
         return GitHubPullRequests(self.github(login, lazy=True), client, ref)
+
+    def pipeline(self, *envs: str, merge_method: str = "merge") -> str:
+        """Pipeline `shop` over acme/deploy on the emulator, api image, with `envs` blocks."""
+        repository = (
+            f'{{url: "{self.git_url}", provider: github, apiUrl: "{self.emu.api_url}", '
+            f"mergeMethod: {merge_method}}}"
+        )
+        return (
+            "apiVersion: promoter/v1\nkind: Pipeline\nmetadata: {name: shop}\nspec:\n"
+            f"  repository: {repository}\n  artifacts:\n"
+            '    - {name: api, image: ghcr.io/acme/api, select: {semver: ">=0.1.0"}}\n'
+            "  environments:\n" + "\n".join(envs) + "\n"
+        )
 
     def review(self, number: int, login: str, event: str) -> None:
         """Submit a review of PR `number` as `login` through the API, as a person would."""

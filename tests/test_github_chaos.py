@@ -9,33 +9,12 @@ from pathlib import Path
 
 import pytest
 from gitfixtures import remote_branches, remote_log
-from github_world import BOT, GitHubWorld, github_world
+from github_world import BOT, GitHubWorld, environment, github_world
 from harness import Harness
 from test_chaos import CRASH_POINTS, _wait_exit
 
 from promoter.runtime.report import history
 
-PIPELINE = """
-apiVersion: promoter/v1
-kind: Pipeline
-metadata: {{name: shop}}
-spec:
-  repository: {{url: "{git}", provider: github, apiUrl: "{api}"}}
-  artifacts:
-    - {{name: api, image: ghcr.io/acme/api, select: {{semver: ">=0.1.0"}}}}
-  environments:
-    - name: dev
-      auto: true
-      update: [{{file: envs/dev/values.yaml, set: {{image.tag: "${{api.tag}}"}}}}]
-    - name: staging
-      from: [dev]
-      auto: true
-      update: [{{file: envs/staging/values.yaml, set: {{image.tag: "${{api.tag}}"}}}}]
-    - name: prod
-      from: [staging]
-      gates: {{approvals: {{count: 1}}}}
-      update: [{{file: envs/prod/values.yaml, set: {{image.tag: "${{api.tag}}"}}}}]
-"""
 CHILD = {"PROMOTER_GITHUB_TOKEN": BOT, "PROMOTER_GITHUB_WRITES_PER_MINUTE": "68"}
 
 
@@ -51,7 +30,11 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     try:
         with github_world(tmp_path) as github:
             (harness.pipelines / "shop.yaml").write_text(
-                PIPELINE.format(git=github.git_url, api=github.emu.api_url)
+                github.pipeline(
+                    environment("dev", auto=True),
+                    environment("staging", upstream="dev", auto=True),
+                    environment("prod", upstream="staging", gates="{approvals: {count: 1}}"),
+                )
             )
             yield World(harness, github)
             await harness.stop_workers()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from gitfixtures import commit_to_remote, remote_branches
 from github import GithubException
-from github_world import BOT, GitHubWorld, VirtualTime, github_world
+from github_world import BOT, GitHubWorld, VirtualTime, environment, github_world
 from harness import Harness
 from pydantic import SecretStr
 
@@ -31,29 +31,6 @@ from promoter.sources.base import SourceConfig
 from promoter.testing.github_emulator import Call, Users
 
 SECRET = "hook-secret"
-PIPELINE = """
-apiVersion: promoter/v1
-kind: Pipeline
-metadata: {{name: shop}}
-spec:
-  repository: {{url: "{git}", provider: github, apiUrl: "{api}", mergeMethod: squash}}
-  artifacts:
-    - {{name: api, image: ghcr.io/acme/api, select: {{semver: ">=0.1.0"}}}}
-  environments:
-    - name: dev
-      auto: true
-      update: [{{file: envs/dev/values.yaml, set: {{image.tag: "${{api.tag}}"}}}}]
-    - name: prod
-      from: [dev]
-      gates:
-        approvals: {{count: 1, reviewers: [alice, "@acme/sre"]}}
-      update: [{{file: envs/prod/values.yaml, set: {{image.tag: "${{api.tag}}"}}}}]
-    - name: eu
-      from: [prod]
-      gates:
-        approvals: {{count: 1, reviewers: [alice]}}
-      update: [{{file: envs/eu/values.yaml, set: {{image.tag: "${{api.tag}}"}}}}]
-"""
 
 
 class World:
@@ -94,8 +71,15 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             gateway = Gateway(harness.bus, {"github": SourceConfig(secret=SECRET)}, harness.clock)
             async with serve(gateway, "127.0.0.1", 0) as port:
                 github.emu.add_hook(f"http://127.0.0.1:{port}/hooks/github", SECRET)
+                approvals = '{approvals: {count: 1, reviewers: [alice, "@acme/sre"]}}'
+                only_alice = "{approvals: {count: 1, reviewers: [alice]}}"
                 (harness.pipelines / "shop.yaml").write_text(
-                    PIPELINE.format(git=github.git_url, api=github.emu.api_url)
+                    github.pipeline(
+                        environment("dev", auto=True),
+                        environment("prod", upstream="dev", gates=approvals),
+                        environment("eu", upstream="prod", gates=only_alice),
+                        merge_method="squash",
+                    )
                 )
                 time = VirtualTime()
                 harness.github = GitHubSetup(

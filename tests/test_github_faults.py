@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from github_world import BOT, VirtualTime, github_world
+from github_world import BOT, VirtualTime, environment, github_world
 from harness import FAST, Harness
 from pydantic import SecretStr
 
@@ -14,30 +14,8 @@ from promoter.runtime.providers import GitHubSetup
 from promoter.scm.github.auth import Credentials
 from promoter.testing.github_emulator import KINDS, Emulator
 
-PIPELINE = """
-apiVersion: promoter/v1
-kind: Pipeline
-metadata: {{name: shop}}
-spec:
-  repository: {{url: "{git}", provider: github, apiUrl: "{api}"}}
-  artifacts:
-    - {{name: api, image: ghcr.io/acme/api, select: {{semver: ">=0.1.0"}}}}
-  environments:
-{envs}
-"""
-ENV = """    - name: {name}
-      auto: true{upstream}
-      update: [{{file: envs/{name}/values.yaml, set: {{image.tag: "${{api.tag}}"}}}}]"""
 ENVS = ("dev", "staging", "prod")
 VERSIONS = ("1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0", "1.5.0")
-
-
-def pipeline(git: str, api: str) -> str:
-    envs = "\n".join(
-        ENV.format(name=name, upstream=f"\n      from: [{ENVS[i - 1]}]" if i else "")
-        for i, name in enumerate(ENVS)
-    )
-    return PIPELINE.format(git=git, api=api, envs=envs)
 
 
 async def test_ten_percent_faults_every_promotion_completes_within_the_write_budget(
@@ -48,7 +26,11 @@ async def test_ten_percent_faults_every_promotion_completes_within_the_write_bud
     try:
         with github_world(tmp_path, clock=time.clock, secondary_writes_per_minute=80) as github:
             emu = github.emu
-            (harness.pipelines / "shop.yaml").write_text(pipeline(github.git_url, emu.api_url))
+            envs = [
+                environment(n, upstream=ENVS[i - 1] if i else None, auto=True)
+                for i, n in enumerate(ENVS)
+            ]
+            (harness.pipelines / "shop.yaml").write_text(github.pipeline(*envs))
             harness.github = GitHubSetup(
                 Credentials(token=SecretStr(BOT)), clock=time.clock, sleep=time.sleep
             )
