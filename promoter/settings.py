@@ -73,11 +73,13 @@ class Settings(BaseSettings):
     github_writes_per_minute: float = Field(
         60.0,
         gt=0,
-        le=68,
-        description="Shared GitHub write budget per minute (bursts add a sixth: stays under 80).",
+        description="Shared GitHub write budget per minute; with its burst of a sixth, up to "
+        "68 stays under github.com's 80 (GitHub Enterprise Server has no such limit).",
     )
     github_writes_per_hour: float = Field(
-        450.0, gt=0, le=454, description="Shared GitHub write budget per hour (GitHub: 500)."
+        450.0,
+        gt=0,
+        description="Shared GitHub write budget per hour; up to 454 stays under github.com's 500.",
     )
     scm_poll_interval: float = Field(
         60.0, gt=0, description="Seconds between polls of open PRs (webhooks wake sooner)."
