@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -68,15 +68,15 @@ class GitHubStage:
 
 
 @asynccontextmanager
-async def github_stage(root: Path, bus: Bus, seed: Path, out: TextIO) -> AsyncIterator[GitHubStage]:
-    """Start the emulator with the seeded repository and a gateway its webhooks reach."""
-    from promoter.demo.story import seed_repository  # noqa: PLC0415 (the story imports us)
-
+async def github_stage(
+    root: Path, bus: Bus, seed: Callable[[Path], None], out: TextIO
+) -> AsyncIterator[GitHubStage]:
+    """Start the emulator, `seed` its bare repository, and a gateway its webhooks reach."""
     async with AsyncExitStack() as stack:
         emu = stack.enter_context(running(root / "github"))
         bare = root / "github" / OWNER / f"{REPO}.git"
         bare.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(seed_repository, bare, seed)
+        await asyncio.to_thread(seed, bare)
         secret = secrets.token_hex(16)
         gateway = Gateway(bus, {"github": SourceConfig(secret=secret)}, utc_now)
         port = await stack.enter_async_context(serve(gateway, "127.0.0.1", 0))

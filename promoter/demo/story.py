@@ -174,7 +174,11 @@ def _prepare(root: Path, *, local: bool) -> None:
 async def _github(stack: AsyncExitStack, root: Path, bus: Bus, out: TextIO) -> GitHubStage:
     """The emulator stage, with the pipeline file pointed at it."""
     with resources.as_file(resources.files("promoter.demo") / "gitops") as files:
-        stage = await stack.enter_async_context(github_stage(root, bus, files, out))
+
+        def seed(bare: Path) -> None:
+            seed_repository(bare, files)
+
+        stage = await stack.enter_async_context(github_stage(root, bus, seed, out))
     pipeline = root / "shop.yaml"
     pipeline.write_text(stage.pipeline(pipeline.read_text(encoding="utf-8")), encoding="utf-8")
     return stage
