@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Seconds a dead worker's pipeline lease lasts."
     )
     dedup_window: float = Field(120.0, gt=0, description="Seconds same source+id events dedupe.")
+    nats_replicas: int = Field(
+        1, ge=1, le=5, description="Replicas of promoter's streams and KV buckets (3 on a cluster)."
+    )
     gateway_host: str = Field("127.0.0.1", description="Address `promoter gateway` listens on.")
     gateway_port: int = Field(8080, ge=0, le=65535, description="Port of `promoter gateway`.")
     gateway_max_body: int = Field(

@@ -1,6 +1,7 @@
 """Shared fixtures (a real nats-server, a test world) and Hypothesis profiles.
 
-Hypothesis: `default` in CI; PROMOTER_HYPOTHESIS_PROFILE=long for a long run.
+Hypothesis: `default` in CI; `pytest --long` (or PROMOTER_HYPOTHESIS_PROFILE=long) for the long
+run: 10,000 cases per property and the full-length chaos tests.
 """
 
 from __future__ import annotations
@@ -20,9 +21,30 @@ settings.register_profile(
     "default", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile(
-    "long", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "long", max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("PROMOTER_HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--long`: the long fuzzing and chaos runs (CI runs the short ones)."""
+    parser.addoption(
+        "--long",
+        action="store_true",
+        help="long run: 10,000 Hypothesis cases per property and full-length chaos tests",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Switch Hypothesis to the long profile under `--long`."""
+    if config.getoption("--long"):
+        settings.load_profile("long")
+
+
+@pytest.fixture
+def long_run(request: pytest.FixtureRequest) -> bool:
+    """Whether this is the `--long` run (chaos tests scale their rounds by it)."""
+    return bool(request.config.getoption("--long"))
 
 
 @pytest.fixture

@@ -72,6 +72,7 @@ def bus_options(settings: Settings) -> BusOptions:
         ack_wait=settings.ack_wait,
         max_deliver=settings.max_deliver,
         dedup_window=settings.dedup_window,
+        replicas=settings.nats_replicas,
     )
 
 
