@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from promoter import __version__
+from promoter.bench import add_bench_command
 from promoter.core.compiled import compile_pipeline
 from promoter.core.loader import validate_paths
 from promoter.demo import add_demo_command
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_runtime_commands(commands)
     add_gateway_commands(commands)
     add_demo_command(commands)
+    add_bench_command(commands)
     return parser
 
 
