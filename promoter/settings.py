@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     gateway_max_body: int = Field(
         1024 * 1024, gt=0, description="Largest webhook body accepted, in bytes (else 413)."
     )
+    gateway_replay_window: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds the gateway remembers each delivery it published, so the same "
+        "delivery sent again publishes nothing; at least mlflow's max_age.",
+    )
     sources: dict[str, SourceSettings] = Field(
         default_factory=dict, description="Webhook sources by name (underscores for dashes)."
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -15,6 +16,7 @@ from promoter.errors import EventError
 __all__ = [
     "DIGEST_PATTERN",
     "EVENT_TYPES",
+    "GITHUB_WEBHOOK_SOURCE",
     "HEALTH_SIGNAL",
     "IMAGE_BUILT",
     "MODEL_REGISTERED",
@@ -47,7 +49,10 @@ HEALTH_SIGNAL = "promoter.health.signal"
 PR_REVIEWED = "promoter.pr.reviewed"
 PR_CLOSED = "promoter.pr.closed"
 OPERATOR_COMMAND = "promoter.operator.command"
+GITHUB_WEBHOOK_SOURCE = "/hooks/github"
+"""The CloudEvent source of events the gateway makes from GitHub webhooks."""
 DIGEST_PATTERN = r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 HealthStatus = Literal["healthy", "progressing", "degraded", "unknown"]
 
 
@@ -227,17 +232,47 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _lone_surrogate(value: Any) -> str | None:
+    r"""The first lone UTF-16 surrogate in the strings and keys of `value` (JSON has `\ud800`)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            found = _SURROGATE.search(item)
+            if found:
+                return found.group()
+        elif isinstance(item, Mapping):
+            pending += [*item.keys(), *item.values()]
+        elif isinstance(item, list | tuple):
+            pending += item
+    return None
+
+
+def _decode(raw: bytes | str) -> Any:
+    """JSON text (bytes must be UTF-8) to Python values; EventError says why it is not."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise EventError(f"event is not valid JSON: not UTF-8 text ({exc})") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise EventError(f"event is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise EventError("event JSON is nested too deeply") from None
+
+
 def parse_event(raw: bytes | str | Mapping[str, Any]) -> PromoterEvent:
     """Decode and validate one structured-mode CloudEvent; EventError says what is wrong."""
     if isinstance(raw, bytes | str):
-        try:
-            raw = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise EventError(f"event is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise EventError("event JSON is nested too deeply") from None
+        raw = _decode(raw)
     if not isinstance(raw, Mapping):
         raise EventError("event must be a JSON object (a structured-mode CloudEvent)")
+    surrogate = _lone_surrogate(raw)
+    if surrogate is not None:
+        raise EventError(
+            f"event text has a lone UTF-16 surrogate ({surrogate!r}); it cannot be stored as UTF-8"
+        )
     kind = raw.get("type")
     model = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if model is None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from promoter.core.events import (
+    GITHUB_WEBHOOK_SOURCE,
     HealthEvent,
     HealthSignal,
     ImageBuilt,
@@ -79,6 +80,8 @@ class Approved:
     by: str
     teams: tuple[str, ...] = ()
     bundle: str | None = None
+    via: str | None = None
+    """The SCM whose webhook reported it (`github`); None for promoter's own commands."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class ChangesRequested:
     environment: str
     by: str
     bundle: str | None = None
+    via: str | None = None
+    """The SCM whose webhook reported it (`github`); None for promoter's own commands."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,8 @@ class Dismissed:
     environment: str
     by: str
     bundle: str | None = None
+    via: str | None = None
+    """The SCM whose webhook reported it (`github`); None for promoter's own commands."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,8 @@ class Merged:
     pipeline: str
     environment: str
     bundle: str
+    via: str | None = None
+    """The SCM whose webhook reported it (`github`); None for promoter's own commands."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,8 @@ class Closed:
     pipeline: str
     environment: str
     bundle: str
+    via: str | None = None
+    """The SCM whose webhook reported it (`github`); None for promoter's own commands."""
 
 
 @dataclass(frozen=True)
@@ -232,13 +243,15 @@ class Decision:
         }
 
 
-def _review(review: PullReview) -> Observation:
+_SCM_SOURCES = {GITHUB_WEBHOOK_SOURCE: "github"}
+
+
+def _review(review: PullReview, via: str | None) -> Observation:
+    pipeline, env, by = review.pipeline, review.environment, review.reviewer
     if review.state == "approved":
-        return Approved(
-            review.pipeline, review.environment, review.reviewer, tuple(review.teams), review.bundle
-        )
+        return Approved(pipeline, env, by, tuple(review.teams), review.bundle, via)
     kind = ChangesRequested if review.state == "changes_requested" else Dismissed
-    return kind(review.pipeline, review.environment, review.reviewer, review.bundle)
+    return kind(pipeline, env, by, review.bundle, via)
 
 
 def _command(command: OperatorCommand) -> Observation:
@@ -261,10 +274,11 @@ def observe_event(event: PromoterEvent, now: datetime) -> Observation:
         return ModelObserved(event.data, when, f"{event.source} {event.id}")
     if isinstance(event, HealthEvent):
         return HealthObserved(event.data)
+    via = _SCM_SOURCES.get(event.source)
     if isinstance(event, ReviewEvent):
-        return _review(event.data)
+        return _review(event.data, via)
     if isinstance(event, PullClosedEvent):
         closed = event.data
         kind = Merged if closed.merged else Closed
-        return kind(closed.pipeline, closed.environment, closed.bundle)
+        return kind(closed.pipeline, closed.environment, closed.bundle, via)
     return _command(event.data)

@@ -40,6 +40,7 @@ __all__ = [
     "Spec",
     "Update",
     "Window",
+    "repo_path_problem",
 ]
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -91,15 +92,38 @@ def _check_timezone(value: str) -> str:
     return value
 
 
+def repo_path_problem(value: str) -> str | None:
+    """Why `value` cannot name a file promoter edits in a repository, or None if it can.
+
+    Refused: empty paths, backslashes and NUL, absolute paths, `..` components, anything inside
+    `.git` (any case: git's own files, e.g. its config, could make git run commands) and paths
+    that name a directory.
+    """
+    parts = value.split("/")
+    checks = (
+        (not value.strip(), "empty file path"),
+        ("\\" in value or "\0" in value, "may not contain backslashes or NUL; use '/'"),
+        (
+            value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", value) is not None,
+            "is absolute; give a path relative to the repository root",
+        ),
+        (".." in parts, "leaves the repository with '..'"),
+        (
+            any(part.lower() == ".git" for part in parts),
+            "is inside .git; promoter edits only files git tracks",
+        ),
+        (parts[-1] in ("", "."), "names a directory; name the file to edit"),
+    )
+    for failed, why in checks:
+        if failed:
+            return why if why == "empty file path" else f"file path {value!r} {why}"
+    return None
+
+
 def _check_repo_path(value: str) -> str:
-    if not value.strip():
-        raise _fail("empty file path")
-    if "\\" in value or "\0" in value:
-        raise _fail(f"file path {value!r} may not contain backslashes or NUL; use '/'")
-    if value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", value):
-        raise _fail(f"file path {value!r} is absolute; give a path relative to the repository root")
-    if ".." in value.split("/"):
-        raise _fail(f"file path {value!r} leaves the repository with '..'")
+    problem = repo_path_problem(value)
+    if problem is not None:
+        raise _fail(problem)
     return value
 
 

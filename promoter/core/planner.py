@@ -30,7 +30,7 @@ from promoter.core.observations import (
 from promoter.core.state import Bundle, EnvState, PendingPR, PipelineState, bundle_id
 from promoter.core.versions import better, candidate_for, matching_artifacts
 
-__all__ = ["Plan", "candidate", "plan"]
+__all__ = ["Plan", "apply", "candidate", "plan"]
 
 _REFUSED = "rolled back here or its PR was closed unmerged; waiting for a newer bundle"
 
@@ -390,7 +390,14 @@ def plan(
     compiled: CompiledPipeline, state: PipelineState, observation: Observation, now: datetime
 ) -> Plan:
     """Apply one observation at `now` and decide; `state` is not modified."""
-    planner = _Planner(compiled, state.model_copy(deep=True), now)
+    return apply(compiled, state.model_copy(deep=True), observation, now)
+
+
+def apply(
+    compiled: CompiledPipeline, state: PipelineState, observation: Observation, now: datetime
+) -> Plan:
+    """`plan`, changing `state` in place: for a caller that owns it (saves a deep copy)."""
+    planner = _Planner(compiled, state, now)
     planner.observe(observation)
     planner.reconcile()
     return Plan(planner.state, planner.decisions, planner.wakeup)

@@ -6,9 +6,14 @@ from collections.abc import Iterable
 
 from promoter.core.compiled import CompiledPipeline, normalize_image
 from promoter.core.observations import (
+    Approved,
+    ChangesRequested,
+    Closed,
+    Dismissed,
     EnvObservation,
     HealthObserved,
     ImageObserved,
+    Merged,
     ModelObserved,
     Observation,
     Tick,
@@ -48,6 +53,19 @@ class Router:
         elif isinstance(observation, EnvObservation):
             name, env = observation.pipeline, observation.environment
         compiled = self.pipelines.get(name)
-        if compiled is None or compiled.rules(env) is None:
+        if compiled is None or compiled.rules(env) is None or _elsewhere(observation, compiled):
             return []
         return [name]
+
+
+def _elsewhere(observation: Observation, compiled: CompiledPipeline) -> bool:
+    """An SCM webhook about a PR of a pipeline whose PRs that SCM does not host.
+
+    A GitHub review or close of some `promoter/<pipeline>/<env>` branch says nothing about a
+    local pipeline's PR; taking it would let anyone who can review on any repository sending
+    webhooks to the gateway approve (or mark merged) the local PR.
+    """
+    if not isinstance(observation, Approved | ChangesRequested | Dismissed | Merged | Closed):
+        return False
+    host = compiled.pipeline.spec.repository.provider or "local"
+    return observation.via is not None and observation.via != host

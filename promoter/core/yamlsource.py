@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import yaml
-from yaml.composer import Composer
+from yaml.composer import Composer, ComposerError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.parser import Parser
-from yaml.reader import Reader
+from yaml.reader import Reader, ReaderError
 from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
-__all__ = ["CoreLoader", "CoreResolver", "Document", "Mark", "Path", "load_documents"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_VALUES",
+    "CoreLoader",
+    "CoreResolver",
+    "Document",
+    "Mark",
+    "Path",
+    "load_documents",
+]
 
 Path = tuple[str | int, ...]
 
@@ -27,6 +38,11 @@ _NULL = "tag:yaml.org,2002:null"
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 
+MAX_DEPTH = 100
+"""Deepest nesting of collections accepted, in the text and once aliases are followed."""
+MAX_VALUES = 20_000
+"""Most values in one document, counting an alias's values at every use (billion laughs)."""
+
 
 @dataclass(frozen=True)
 class Mark:
@@ -34,6 +50,27 @@ class Mark:
 
     line: int
     column: int
+
+
+class Lines:
+    """1-based line and column of a character index, lines ending at LF only (as editors count).
+
+    PyYAML also ends lines at NEL, U+2028 and U+2029 and counts them in its marks; positions are
+    computed from the character index instead. A leading BOM takes no column.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.bom = text.startswith("\ufeff")
+        self.breaks = [match.start() for match in re.finditer("\n", text)]
+
+    def mark(self, index: int) -> Mark:
+        """The mark of the character at `index` (the end of the text is a valid index)."""
+        line = bisect.bisect_left(self.breaks, index)
+        start = self.breaks[line - 1] + 1 if line else 0
+        column = index - start + 1
+        if line == 0 and self.bom and index > 0:
+            column -= 1
+        return Mark(line + 1, column)
 
 
 @dataclass
@@ -48,6 +85,15 @@ class Document:
     starts: dict[Path, int] = field(default_factory=dict)
     text: str = ""
     problems: list[tuple[Mark, str]] = field(default_factory=list)
+
+    @cached_property
+    def lines(self) -> Lines:
+        """Positions in `text`."""
+        return Lines(self.text)
+
+    def mark_at(self, index: int) -> Mark:
+        """The mark of the character at `index` of `text`."""
+        return self.lines.mark(index)
 
     def mark_of(self, path: Path, *, key: bool = False) -> Mark:
         """The mark of `path`, or of its nearest ancestor that exists in the document."""
@@ -68,9 +114,9 @@ class Document:
         style = self.styles.get(path, "|")
         if path not in self.starts or style in ("|", ">"):
             return self.mark_of(path)
-        index = _advance(self.text, self.starts[path] + (1 if style else 0), offset, style)
-        line_start = self.text.rfind("\n", 0, index) + 1
-        return Mark(self.text.count("\n", 0, index) + 1, index - line_start + 1)
+        return self.mark_at(
+            _advance(self.text, self.starts[path] + (1 if style else 0), offset, style)
+        )
 
 
 _ESCAPE_WIDTH = {"x": 4, "u": 6, "U": 10}
@@ -129,7 +175,10 @@ CoreResolver = _CoreResolver
 
 
 class CoreLoader(Reader, Scanner, Parser, Composer, _CoreResolver):
-    """A composing loader (nodes with marks) that resolves scalars by the YAML 1.2 core schema."""
+    """A composing loader (nodes with marks) that resolves scalars by the YAML 1.2 core schema.
+
+    Collections nested deeper than MAX_DEPTH are a ComposerError, not a RecursionError.
+    """
 
     def __init__(self, stream: str) -> None:
         Reader.__init__(self, stream)
@@ -137,10 +186,35 @@ class CoreLoader(Reader, Scanner, Parser, Composer, _CoreResolver):
         Parser.__init__(self)
         Composer.__init__(self)
         _CoreResolver.__init__(self)
+        self.depth = 0
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        """Compose one node, counting how deep it is."""
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH and self.check_event():  # peeks at the node's first event
+                mark = self.current_event.start_mark
+                raise ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
-def _mark(node: Node) -> Mark:
-    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+class _LimitError(Exception):
+    """A document exceeds MAX_DEPTH or MAX_VALUES once aliases are followed."""
+
+    def __init__(self, mark: Mark, message: str) -> None:
+        super().__init__(message)
+        self.mark = mark
+        self.message = message
+
+
+def _integer(value: str) -> int | None:
+    """The integer `value` spells; None past Python's digit limit for decimal conversion."""
+    try:
+        return int(value, 0) if value.startswith(("0o", "0x")) else int(value)
+    except ValueError:
+        return None
 
 
 def _scalar(node: ScalarNode, doc: Document) -> Any:  # noqa: PLR0911 (one return per YAML type)
@@ -153,9 +227,11 @@ def _scalar(node: ScalarNode, doc: Document) -> Any:  # noqa: PLR0911 (one retur
     if tag == _BOOL:
         return value.lower() == "true"
     if tag == _INT:
-        if value.startswith(("0o", "0x")):
-            return int(value, 0)
-        return int(value)
+        number = _integer(value)
+        if number is None:
+            mark = doc.mark_at(node.start_mark.index)
+            doc.problems.append((mark, f"integer of {len(value)} digits is too large"))
+        return number
     if tag == _FLOAT:
         lowered = value.lower()
         if lowered.endswith(".inf"):
@@ -163,7 +239,8 @@ def _scalar(node: ScalarNode, doc: Document) -> Any:  # noqa: PLR0911 (one retur
         if lowered == ".nan":
             return math.nan
         return float(value)
-    doc.problems.append((_mark(node), f"unsupported YAML tag {tag!r}; write a plain value"))
+    mark = doc.mark_at(node.start_mark.index)
+    doc.problems.append((mark, f"unsupported YAML tag {tag!r}; write a plain value"))
     return value
 
 
@@ -173,15 +250,24 @@ class _Builder:
     def __init__(self, doc: Document) -> None:
         self.doc = doc
         self.active: set[int] = set()
+        self.count = 0
+
+    def mark(self, node: Node) -> Mark:
+        return self.doc.mark_at(node.start_mark.index)
 
     def build(self, node: Node, path: Path) -> Any:
-        self.doc.values[path] = _mark(node)
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _LimitError(self.doc.start, f"more than {MAX_VALUES} values once aliases expand")
+        if len(path) > MAX_DEPTH:
+            raise _LimitError(self.mark(node), f"nested deeper than {MAX_DEPTH} levels")
+        self.doc.values[path] = self.mark(node)
         if isinstance(node, ScalarNode):
             self.doc.styles[path] = node.style
             self.doc.starts[path] = node.start_mark.index
             return _scalar(node, self.doc)
         if id(node) in self.active:
-            self.doc.problems.append((_mark(node), "recursive YAML alias"))
+            self.doc.problems.append((self.mark(node), "recursive YAML alias"))
             return None
         self.active.add(id(node))
         try:
@@ -191,48 +277,67 @@ class _Builder:
                 return self._mapping(node, path)
         finally:
             self.active.discard(id(node))
-        self.doc.problems.append((_mark(node), f"unsupported YAML node {node.tag!r}"))
+        self.doc.problems.append((self.mark(node), f"unsupported YAML node {node.tag!r}"))
         return None
 
     def _mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
-                self.doc.problems.append((_mark(key_node), "mapping keys must be plain strings"))
+                self.doc.problems.append(
+                    (self.mark(key_node), "mapping keys must be plain strings")
+                )
                 continue
             key = str(key_node.value)
             if key in result:
                 first = self.doc.keys[(*path, key)]
                 self.doc.problems.append(
-                    (_mark(key_node), f"duplicate key {key!r} (first at line {first.line})")
+                    (self.mark(key_node), f"duplicate key {key!r} (first at line {first.line})")
                 )
                 continue
-            self.doc.keys[(*path, key)] = _mark(key_node)
+            self.doc.keys[(*path, key)] = self.mark(key_node)
             result[key] = self.build(value_node, (*path, key))
         return result
 
 
+def _syntax(exc: yaml.YAMLError, lines: Lines) -> tuple[Mark, str]:
+    """Where and what a YAML error is, on one line."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        what = exc.problem or exc.context or "invalid YAML"
+        return (lines.mark(mark.index) if mark else Mark(1, 1)), f"YAML syntax: {what}"
+    if isinstance(exc, ReaderError):
+        where = lines.mark(int(exc.position))
+        return where, f"YAML syntax: unacceptable character #x{int(exc.character):04x}; remove it"
+    return Mark(1, 1), "YAML: " + " ".join(str(exc).split())
+
+
 def load_documents(text: str) -> tuple[list[Document], list[tuple[Mark, str]]]:
-    """Parse every document in `text`; YAML syntax errors come back as (mark, message)."""
-    loader = CoreLoader(text)
+    """Parse every document in `text`; YAML syntax errors come back as (mark, message).
+
+    A document past the nesting or size limits is left out with a problem saying so.
+    """
+    lines = Lines(text)
     documents: list[Document] = []
+    problems: list[tuple[Mark, str]] = []
+    loader: CoreLoader | None = None
     try:
+        loader = CoreLoader(text)
         while loader.check_node():
             node = loader.get_node()
-            if node is None:
-                continue
-            if isinstance(node, ScalarNode) and node.tag == _NULL:
+            if node is None or (isinstance(node, ScalarNode) and node.tag == _NULL):
                 continue  # an empty document, e.g. a trailing `---`
-            doc = Document(data=None, start=_mark(node), text=text)
-            doc.data = _Builder(doc).build(node, ())
+            doc = Document(data=None, start=lines.mark(node.start_mark.index), text=text)
+            doc.lines = lines
+            try:
+                doc.data = _Builder(doc).build(node, ())
+            except _LimitError as exc:
+                problems.append((exc.mark, exc.message))
+                continue
             documents.append(doc)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
-        what = exc.problem or exc.context or "invalid YAML"
-        return documents, [(where, f"YAML syntax: {what}")]
     except yaml.YAMLError as exc:
-        return documents, [(Mark(1, 1), f"YAML: {exc}")]
+        problems.append(_syntax(exc, lines))
     finally:
-        loader.dispose()
-    return documents, []
+        if loader is not None:
+            loader.dispose()
+    return documents, problems

@@ -15,6 +15,7 @@ import structlog
 
 from promoter.errors import ConfigurationError
 from promoter.gateway.config import source_config, source_configs
+from promoter.gateway.replays import kv_replays
 from promoter.gateway.server import Gateway, serve
 from promoter.runtime.app import utc_now
 from promoter.runtime.bus import Bus
@@ -41,7 +42,10 @@ def _gateway(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        gateway = Gateway(bus, configs, utc_now, max_body=settings.gateway_max_body)
+        replays = await kv_replays(bus.js, settings.gateway_replay_window, bus.options.replicas)
+        gateway = Gateway(
+            bus, configs, utc_now, max_body=settings.gateway_max_body, replays=replays
+        )
         async with serve(gateway, host, port) as bound:
             unsigned = sorted(n for n, c in configs.items() if c.secret is None)
             log.info("gateway listening", url=f"http://{host}:{bound}/hooks/<source>")

@@ -41,4 +41,17 @@ def source_configs(settings: Settings) -> dict[str, SourceConfig]:
             f"PROMOTER_SOURCES: unknown source(s) {', '.join(unknown)}; "
             f"known: {', '.join(sorted(SOURCES))} (underscores stand for dashes)"
         )
-    return {name: source_config(name, settings.sources.get(name)) for name in SOURCES}
+    configs = {name: source_config(name, settings.sources.get(name)) for name in SOURCES}
+    _check_replay_window(configs["mlflow"], settings.gateway_replay_window)
+    return configs
+
+
+def _check_replay_window(mlflow: SourceConfig, window: float) -> None:
+    """A signed MLflow delivery must be refused as too old before the gateway forgets it."""
+    max_age = mlflow.max_age.total_seconds()
+    if max_age > window:
+        raise ConfigurationError(
+            f"PROMOTER_SOURCES__MLFLOW__MAX_AGE ({max_age:g}s) is longer than "
+            f"PROMOTER_GATEWAY_REPLAY_WINDOW ({window:g}s): a delivery replayed in between "
+            "would be published again; lower MAX_AGE or raise the window"
+        )

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 import structlog
 from aiohttp import web
 
-from promoter.sources.base import Delivery, DeliveryError, SourceConfig
+from promoter.gateway.replays import Replays, fingerprint
+from promoter.sources.base import Delivery, DeliveryError, Normalized, SourceConfig
 from promoter.sources.registry import SOURCES, InternalError, normalize
 
 __all__ = ["EventSink", "Gateway", "serve"]
@@ -51,13 +52,18 @@ def _answer(code: int, **body: Any) -> web.Response:
 
 @dataclass
 class Gateway:
-    """Routes deliveries to their source's adapter and publishes what they stand for."""
+    """Routes deliveries to their source's adapter and publishes what they stand for.
+
+    With `replays`, a delivery whose exact body this source already had published within the
+    replay window publishes nothing again (answered 202 with its ids as duplicates).
+    """
 
     sink: EventSink
     configs: Mapping[str, SourceConfig]
     clock: Callable[[], datetime]
     max_body: int = 1024 * 1024
     counts: dict[str, int] = field(default_factory=dict)
+    replays: Replays | None = None
 
     def app(self) -> web.Application:
         """The aiohttp application."""
@@ -91,7 +97,7 @@ class Gateway:
             return self._done(bound, exc.status, error=str(exc))
         if not result.events:
             return self._done(bound, 200, ids=[], ignored=list(result.ignored))
-        return await self._publish(bound, result.events, result.ignored)
+        return await self._publish(bound, fingerprint(name, delivery.body), result)
 
     async def _read(self, name: str, request: web.Request) -> Delivery:
         if name not in SOURCES:
@@ -108,34 +114,49 @@ class Gateway:
         return Delivery.of(body, request.headers.items())
 
     async def _publish(
-        self,
-        bound: structlog.typing.FilteringBoundLogger,
-        events: tuple[dict[str, Any], ...],
-        ignored: tuple[str, ...],
+        self, bound: structlog.typing.FilteringBoundLogger, key: str, result: Normalized
     ) -> web.Response:
+        ids = [e["id"] for e in result.events]
+        ignored = list(result.ignored)
         if not self.sink.connected:
-            return self._done(
-                bound,
-                503,
-                error="NATS is unreachable; nothing was published, retry the delivery",
-                headers={"Retry-After": "5"},
+            return self._unavailable(
+                bound, "NATS is unreachable; nothing was published, retry the delivery"
             )
-        duplicates = []
         try:
-            for event in events:
-                stored = await asyncio.wait_for(self.sink.publish_event(event), PUBLISH_TIMEOUT)
-                if not stored:
-                    duplicates.append(event["id"])
+            if self.replays is not None and await self.replays.seen(key):
+                bound.warning("replayed delivery; nothing published", ids=ids)
+                return self._done(bound, 202, ids=ids, duplicates=ids, ignored=ignored)
+            duplicates = await self._publish_events(result.events)
         except Exception as exc:  # noqa: BLE001 (any bus failure: the sender must retry)
             bound.warning("publish failed", error=f"{type(exc).__name__}: {exc}")
-            return self._done(
-                bound,
-                503,
-                error=f"could not publish to NATS ({type(exc).__name__}); retry the delivery",
-                headers={"Retry-After": "5"},
+            return self._unavailable(
+                bound, f"could not publish to NATS ({type(exc).__name__}); retry the delivery"
             )
-        ids = [e["id"] for e in events]
-        return self._done(bound, 202, ids=ids, duplicates=duplicates, ignored=list(ignored))
+        await self._remember(bound, key)
+        return self._done(bound, 202, ids=ids, duplicates=duplicates, ignored=ignored)
+
+    async def _publish_events(self, events: tuple[dict[str, Any], ...]) -> list[str]:
+        """Publish each event; the ids NATS already had (deduplicated) are returned."""
+        duplicates = []
+        for event in events:
+            stored = await asyncio.wait_for(self.sink.publish_event(event), PUBLISH_TIMEOUT)
+            if not stored:
+                duplicates.append(event["id"])
+        return duplicates
+
+    async def _remember(self, bound: structlog.typing.FilteringBoundLogger, key: str) -> None:
+        """Record a published delivery; if that fails, NATS's own dedup window still holds."""
+        if self.replays is None:
+            return
+        try:
+            await self.replays.remember(key)
+        except Exception as exc:  # noqa: BLE001 (published already: the answer stays 202)
+            bound.warning("could not remember the delivery", error=f"{type(exc).__name__}")
+
+    def _unavailable(
+        self, bound: structlog.typing.FilteringBoundLogger, message: str
+    ) -> web.Response:
+        return self._done(bound, 503, error=message, headers={"Retry-After": "5"})
 
     def _done(
         self,

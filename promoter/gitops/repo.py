@@ -35,6 +35,7 @@ from promoter.gitops.results import (
     MergeResult,
     retrying,
 )
+from promoter.gitops.worktree import WorktreeRoot
 
 __all__ = [
     "DEFAULT_AUTHOR",
@@ -450,7 +451,7 @@ class Workspace:
         return sha
 
     def _stage(self, edit: Edit) -> str:
-        edit(self._path)
+        edit(WorktreeRoot(self._path))  # joins refuse links, `.git` and escapes
         self._git.run("add", "--all")
         return self._git.run("write-tree")
 

@@ -11,6 +11,7 @@ import yaml
 from yaml.error import Mark
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
 from yaml.resolver import Resolver
 from yaml.tokens import ScalarToken
 
@@ -146,7 +147,10 @@ def parse(text: str, *, every: bool = False) -> Source:
     Raises:
         EditError: the text is not valid YAML.
     """
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # a character YAML does not allow
+        raise _invalid(exc) from None
     roots: list[Node] = []
     try:
         while loader.check_node():
@@ -155,15 +159,23 @@ def parse(text: str, *, every: bool = False) -> Source:
                 roots.append(node)
             if not every:
                 break
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = exc.problem or exc.context or "invalid YAML"
-        raise EditError(f"invalid YAML: {what}; fix the file", mark.index if mark else 0) from None
     except yaml.YAMLError as exc:
-        raise EditError(f"invalid YAML: {exc}; fix the file", 0) from None
+        raise _invalid(exc) from None
     finally:
         loader.dispose()
     return Source(text, roots, loader.token_starts)
+
+
+def _invalid(exc: yaml.YAMLError) -> EditError:
+    """The EditError for a YAML error, at its position, on one line."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        what = exc.problem or exc.context or "invalid YAML"
+        return EditError(f"invalid YAML: {what}; fix the file", mark.index if mark else 0)
+    if isinstance(exc, ReaderError):
+        what = f"unacceptable character #x{int(exc.character):04x}"
+        return EditError(f"invalid YAML: {what}; fix the file", int(exc.position))
+    return EditError(f"invalid YAML: {' '.join(str(exc).split())}; fix the file", 0)
 
 
 def position(text: str, index: int) -> tuple[int, int]:

@@ -22,7 +22,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.errors import BucketNotFoundError, NotFoundError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 
 from promoter.core.events import subject_for
@@ -53,6 +53,14 @@ BUDGET_BUCKET = "promoter-budget"
 
 _DAY = 86400.0
 CONNECT_WAIT = 10.0
+LAYOUT_WAIT = 30.0
+_REASON_LIMIT = 2000
+_DLQ_HEADROOM = 4096  # the record's other fields and headers; the data gets the rest
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text`, or its first `limit` characters and a note of how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
@@ -98,18 +106,30 @@ class Bus:
     async def dead_letter(
         self, reason: str, *, subject: str, data: bytes, seq: int, deliveries: int
     ) -> None:
-        """Record an event that cannot be processed in PROMOTER_DLQ, with why."""
-        body = {
-            "reason": reason,
+        """Record an event that cannot be processed in PROMOTER_DLQ, with why.
+
+        The record fits in one NATS message: a reason or data too long for it is cut, and
+        `truncated` says how many bytes the event had (it stays in PROMOTER_EVENTS at
+        `stream_seq`).
+        """
+        body: dict[str, Any] = {
+            "reason": _cut(reason, _REASON_LIMIT),
             "subject": subject,
             "stream_seq": seq,
             "deliveries": deliveries,
             "at": datetime.now(UTC).isoformat(),
             "data": data.decode("utf-8", "replace"),
         }
+        encoded = json.dumps(body).encode()
+        room = self.nc.max_payload - _DLQ_HEADROOM
+        if len(encoded) > room:
+            text, body["data"], body["truncated"] = body["data"], "", len(data)
+            # JSON writes a character in at most 12 bytes (a surrogate pair of \u escapes)
+            body["data"] = text[: max(room - len(json.dumps(body)), 0) // 12]
+            encoded = json.dumps(body).encode()
         await self.js.publish(
             "promoter.dlq." + subject.removeprefix("promoter.events."),
-            json.dumps(body).encode(),
+            encoded,
             headers={"Nats-Msg-Id": f"dlq-{seq}"},
             stream=DLQ_STREAM,
         )
@@ -258,6 +278,11 @@ async def connect(url: str, *, name: str, options: BusOptions | None = None) -> 
             "PROMOTER_NATS_URL / --nats-url, or leave both unset to use the embedded server"
         ) from None
     js = nc.jetstream(timeout=5)
+    return await _layout_when_available(nc, js, options, redact_url(url))
+
+
+async def _layout(nc: Client, js: JetStreamContext, options: BusOptions) -> Bus:
+    """Create missing streams, the consumer and the buckets; the Bus over them."""
     await _ensure_layout(js, options)
     file = StorageType.FILE
 
@@ -280,3 +305,33 @@ async def connect(url: str, *, name: str, options: BusOptions | None = None) -> 
         budget=await _ensure_bucket(js, bucket(BUDGET_BUCKET, "shared API write budgets")),
         options=options,
     )
+
+
+def _electing(exc: Exception) -> bool:
+    """Whether JetStream failed as it does while a cluster elects leaders (it passes in seconds).
+
+    A 503 without an error code is "no responders": this server has no JetStream at all.
+    """
+    if isinstance(exc, ServiceUnavailableError):
+        return exc.err_code is not None
+    return isinstance(exc, TimeoutError)
+
+
+async def _layout_when_available(
+    nc: Client, js: JetStreamContext, options: BusOptions, url: str
+) -> Bus:
+    """`_layout`, retried for up to LAYOUT_WAIT while JetStream elects leaders."""
+    deadline = asyncio.get_running_loop().time() + LAYOUT_WAIT
+    while True:
+        try:
+            return await _layout(nc, js, options)
+        except (TimeoutError, ServiceUnavailableError) as exc:
+            if not _electing(exc) or asyncio.get_running_loop().time() >= deadline:
+                await nc.close()
+                raise TransientError(
+                    f"NATS at {url} answers but JetStream does not "
+                    f"({str(exc) or type(exc).__name__}); is JetStream enabled, and does the "
+                    "cluster have a quorum?"
+                ) from None
+            log.info("JetStream not available yet; retrying", url=url, error=repr(exc))
+            await asyncio.sleep(0.5)

@@ -14,7 +14,7 @@ class WorkerOptions:
     ack_wait: float = 30.0
     max_deliver: int = 10
     lease_ttl: float = 30.0
-    batch: int = 32
+    batch: int = 256
     fetch_timeout: float = 1.0
     tick_interval: float = 1.0
     concurrency: int = 8

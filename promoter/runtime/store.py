@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from nats.js import JetStreamContext
-from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,7 +31,6 @@ from promoter.runtime.bus import STATE_BUCKET, kv_keys
 __all__ = ["Effect", "Lease", "Leases", "PullRef", "Record", "StaleRecordError", "StateStore"]
 
 _APPLIED_KEPT = 1000
-_WRONG_LAST_SEQUENCE = 10071
 
 
 class StaleRecordError(TransientError):
@@ -175,15 +174,14 @@ class Lease:
             await task  # never cancelled mid-write: the revision must stay known
 
     async def release(self) -> None:
-        """Give the lease up (if still ours)."""
-        try:
-            await self.leases.kv.delete(self.name, last=self.revision)
-        except APIError as exc:
-            # delete() reports a CAS miss as a plain 400 (err_code 10071): the lease is not ours
-            if exc.err_code != _WRONG_LAST_SEQUENCE and not isinstance(
-                exc, KeyWrongLastSequenceError
-            ):
-                raise
+        """Give the lease up (if still ours): it is marked expired, not deleted.
+
+        Keeping the key lets the next `acquire` on this worker write over the revision it
+        remembers, one round trip instead of a read and a create.
+        """
+        with contextlib.suppress(KeyWrongLastSequenceError):  # taken over: not ours to give up
+            revision = await self.leases.write(self.name, self.revision, expires=0.0)
+            self.leases.released[self.name] = revision
 
 
 class Leases:
@@ -196,10 +194,12 @@ class Leases:
         self.owner = owner
         self.ttl = ttl
         self.now = now
+        self.released: dict[str, int] = {}  # name -> revision of our own release
 
-    async def write(self, name: str, revision: int) -> int:
-        """Write our lease on `name` over `revision` (0: must not exist)."""
-        body = json.dumps({"owner": self.owner, "expires": self.now() + self.ttl}).encode()
+    async def write(self, name: str, revision: int, expires: float | None = None) -> int:
+        """Write our lease on `name` over `revision` (0: must not exist), expiring at `expires`."""
+        until = self.now() + self.ttl if expires is None else expires
+        body = json.dumps({"owner": self.owner, "expires": until}).encode()
         if revision == 0:
             return int(await self.kv.create(name, body))
         return int(await self.kv.update(name, body, last=revision))
@@ -207,16 +207,23 @@ class Leases:
     async def acquire(self, name: str) -> Lease | None:
         """Take the lease on `name` if it is free or expired; None if busy (even if held by us).
 
-        Not re-entrant: two tasks of one worker exclude each other like two workers do.
+        Not re-entrant: two tasks of one worker exclude each other like two workers do. A lease
+        this worker released is retaken by writing over the revision it left, unread.
         """
+        released = self.released.pop(name, None)
+        if released is not None:
+            with contextlib.suppress(KeyWrongLastSequenceError):  # changed since: read it
+                return Lease(self, name, await self.write(name, released))
         try:
             entry = await self.kv.get(name)
             revision = int(entry.revision or 0)
             holder = json.loads(entry.value or b"{}")
+        except KeyDeletedError as exc:  # a tombstone: write over its revision
+            revision, holder = int(exc.entry.revision or 0) if exc.entry else 0, {}
         except KeyNotFoundError:
             revision, holder = 0, {}
         expired = holder.get("expires", 0) <= self.now()
-        if revision and not expired:
+        if not expired:
             return None
         try:
             return Lease(self, name, await self.write(name, revision))

@@ -20,7 +20,7 @@ from promoter.core.observations import (
     Tick,
     observe_event,
 )
-from promoter.core.planner import Plan, plan
+from promoter.core.planner import Plan, apply
 from promoter.core.router import Router
 from promoter.errors import EventError, PromoterError, RateLimitedError
 from promoter.runtime.background import dead_letter_exhausted, watch_records
@@ -159,7 +159,7 @@ class Worker:
         names = [n for n in self.router.route(observation) if n in self.targets]
         if not names:
             log.info("no pipeline wants this event", type=event.type, event_id=event.id)
-            await msg.ack_sync()
+            await msg.ack()  # nothing to record; a lost ack only brings it back once more
             return None
         return event_msg_id(event.source, event.id), observation, names
 
@@ -215,7 +215,7 @@ class Worker:
         if recorded:
             self.processed += 1
             with contextlib.suppress(Exception):  # a lost ack only means a harmless redelivery
-                await msg.ack_sync()
+                await msg.ack()  # recorded already: the ack need not wait for the server
             return
         if msg.metadata.num_delivered >= self.options.max_deliver:
             await self._dead_letter(
@@ -264,10 +264,7 @@ class Worker:
                 fresh = [(k, o) for k, o in items if k is None or k not in record.applied]
                 for key, observation in fresh:
                     _note_head(record, observation)
-                    self._absorb(
-                        record,
-                        plan(self.targets[name].compiled, record.state, observation, self.clock()),
-                    )
+                    self._observe(record, observation)
                     if key is not None:
                         record.mark_applied(key)
                 if fresh:
@@ -281,6 +278,11 @@ class Worker:
             return False
         finally:
             await self._release(lease)
+
+    def _observe(self, record: Record, observation: Observation) -> None:
+        """Plan `observation` on the record's state, in place (the record is this call's own)."""
+        compiled = self.targets[record.pipeline].compiled
+        self._absorb(record, apply(compiled, record.state, observation, self.clock()))
 
     def _absorb(self, record: Record, result: Plan) -> None:
         now = self.clock()
@@ -362,19 +364,11 @@ class Worker:
             if known is not None:  # its head is what was refused: read the PR next time
                 record.prs[env] = known.model_copy(update={"head": ""})
             refusal = MergeRefused(record.pipeline, env, effect.bundle.id, outcome.refused)
-            self._absorb(
-                record,
-                plan(self.targets[record.pipeline].compiled, record.state, refusal, self.clock()),
-            )
+            self._observe(record, refusal)
         elif outcome.merged and effect.bundle is not None:
             record.prs.pop(env, None)
             observation = Merged(record.pipeline, env, effect.bundle.id)
-            self._absorb(
-                record,
-                plan(
-                    self.targets[record.pipeline].compiled, record.state, observation, self.clock()
-                ),
-            )
+            self._observe(record, observation)
         elif effect.action == "close-pr":
             record.prs.pop(env, None)
 
@@ -424,7 +418,7 @@ class Worker:
             record, revision = await self.store.load(name)
             now = self.clock()
             if record.wakeup is not None and record.wakeup <= now:
-                self._absorb(record, plan(self.targets[name].compiled, record.state, Tick(), now))
+                self._absorb(record, apply(self.targets[name].compiled, record.state, Tick(), now))
                 try:
                     revision = await self.store.save(record, revision)
                 except StaleRecordError:

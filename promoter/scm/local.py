@@ -11,13 +11,24 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from promoter.errors import ConfigurationError, GitError, TransientError
-from promoter.gitops.repo import Workspace
+from promoter.gitops.repo import DEFAULT_AUTHOR, Workspace
 from promoter.runtime.bus import PR_BUCKET, kv_keys
 from promoter.scm.base import PullRequest, PullRequestSpec, Review
 
-__all__ = ["LocalPullRequests"]
+__all__ = ["AUTHOR", "LocalPullRequests"]
 
 _CAS_TRIES = 50
+AUTHOR = DEFAULT_AUTHOR.name
+"""Who opens local PRs (their commits' author): as on GitHub, never an approver of them."""
+
+
+def _refuse_the_authors_approval(pr: PullRequest, review: Review) -> None:
+    author = pr.author or AUTHOR  # records written before PRs named their author
+    if review.state == "approved" and review.user.lower() == author.lower():
+        raise ConfigurationError(
+            f"{review.user} opened PR #{pr.number}; a PR's author cannot approve it, "
+            "approve as the person reviewing (--as USER)"
+        )
 
 
 class LocalPullRequests:
@@ -115,7 +126,12 @@ class LocalPullRequests:
         now = self.clock()
         url = f"{spec.repository.rstrip('/')}/pull/{number}"
         return PullRequest(
-            **spec.model_dump(), number=number, url=url, created_at=now, updated_at=now
+            **spec.model_dump(),
+            number=number,
+            url=url,
+            created_at=now,
+            updated_at=now,
+            author=AUTHOR,
         )
 
     async def _write(self, pr: PullRequest, revision: int) -> PullRequest:
@@ -174,6 +190,7 @@ class LocalPullRequests:
                 raise ConfigurationError(
                     f"{pipeline}/{environment} has no open PR to review; see `promoter prs`"
                 )
+            _refuse_the_authors_approval(pr, review)
             _, rev = await self.get(pr.number)
             stamped = review.model_copy(update={"head": pr.head})
             updated = pr.model_copy(

@@ -9,7 +9,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from promoter.core.events import DIGEST_PATTERN, IMAGE_BUILT, PR_CLOSED, PR_REVIEWED
+from promoter.core.events import (
+    DIGEST_PATTERN,
+    GITHUB_WEBHOOK_SOURCE,
+    IMAGE_BUILT,
+    PR_CLOSED,
+    PR_REVIEWED,
+)
 from promoter.gitops.messages import parse_trailers
 from promoter.scm.base import parse_branch
 from promoter.sources.base import (
@@ -28,7 +34,7 @@ from promoter.sources.verify import verify_github
 
 __all__ = ["SOURCE", "normalize", "parse_branch"]
 
-SOURCE = "/hooks/github"
+SOURCE = GITHUB_WEBHOOK_SOURCE
 DEFAULT_REGISTRY = "ghcr.io"
 _JSON = "application/json"
 _FORM = "application/x-www-form-urlencoded"

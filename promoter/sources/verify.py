@@ -58,10 +58,9 @@ def verify_mlflow(
     if not delivery_id or not timestamp:
         raise SignatureError("X-MLflow-Delivery-Id and X-MLflow-Timestamp are needed to verify")
     try:
-        sent = int(timestamp)
-    except ValueError:
+        age = timedelta(seconds=now.timestamp() - int(timestamp))
+    except (ValueError, OverflowError):  # not a number, or no time a clock can show
         raise SignatureError(f"X-MLflow-Timestamp {timestamp!r} is not Unix seconds") from None
-    age = timedelta(seconds=now.timestamp() - sent)
     if age > max_age or age < -MLFLOW_SKEW:
         raise SignatureError(
             f"X-MLflow-Timestamp is {age.total_seconds():.0f}s old; accepted: up to "
