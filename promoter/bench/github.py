@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from promoter.bench.report import Progress, summary
 from promoter.bench.world import VALUES, BenchWorld, digest, environment
+from promoter.errors import TransientError
 from promoter.gateway.server import Gateway, serve
 from promoter.runtime.app import utc_now
 from promoter.runtime.emit import image_event
@@ -38,7 +39,9 @@ async def _until(check: Callable[[], bool], what: str, within: float = 30.0) -> 
     deadline = time.monotonic() + within
     while not check():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"bench: timed out waiting until {what}")
+            raise TransientError(
+                f"timed out waiting until {what}; is the machine overloaded? run again"
+            )
         await asyncio.sleep(0.002)
 
 

@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import nats.errors
+
 from promoter.bench.report import Progress, summary
 from promoter.bench.world import APPROVAL_DEV, BenchWorld, environment
+from promoter.errors import TransientError
 from promoter.runtime.app import utc_now
 from promoter.runtime.emit import health_event
 
@@ -68,8 +71,13 @@ class _Records:
         deadline = time.monotonic() + within
         while self.seen.get(key, 0) <= before:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"bench: {pipeline}'s record was not written")
-            entry = await self.watcher.updates(timeout=within)  # type: ignore[no-untyped-call]
+                raise TransientError(
+                    f"{pipeline}'s record was not written within {within:g} s; run again"
+                )
+            try:
+                entry = await self.watcher.updates(timeout=1.0)  # type: ignore[no-untyped-call]
+            except nats.errors.TimeoutError:
+                continue
             if entry is not None:
                 self.seen[entry.key] = int(entry.revision or 0)
 

@@ -7,8 +7,11 @@ import json
 import time
 from typing import Any
 
+import nats.errors
+
 from promoter.bench.report import Progress, summary
 from promoter.bench.world import BenchWorld, digest, environment
+from promoter.errors import TransientError
 from promoter.runtime.app import utc_now
 from promoter.runtime.bus import CONSUMER, EVENTS_STREAM, kv_keys
 from promoter.runtime.emit import health_event, image_event
@@ -25,6 +28,17 @@ def _image(name: str) -> str:
 async def _build(world: BenchWorld, name: str, tag: str, n: int) -> None:
     event = image_event(_image(name), digest(n), tag, {}, now=utc_now())
     await world.bus.publish_event(event)
+
+
+async def _pr_carries(watcher: Any, wanted: str, within: float = 30.0) -> None:
+    """Wait for a PR record update whose JSON contains `wanted`."""
+    try:
+        while True:
+            entry = await watcher.updates(timeout=within)
+            if entry is not None and entry.value and wanted in entry.value.decode():
+                return
+    except nats.errors.TimeoutError:
+        raise TransientError(f"no PR carried {wanted} within {within:g} s; run again") from None
 
 
 async def event_to_pr(
@@ -48,11 +62,7 @@ async def event_to_pr(
             name, tag = f"lat{n % pipelines}", f"1.0.{n}"
             started = time.perf_counter()
             await _build(world, name, tag, n)
-            wanted = f'"api":"{tag}"'
-            while True:
-                entry = await watcher.updates(timeout=30)  # type: ignore[no-untyped-call]  # nats-py
-                if entry is not None and entry.value and wanted in entry.value.decode():
-                    break
+            await _pr_carries(watcher, f'"api":"{tag}"')
             if n:
                 seconds.append(time.perf_counter() - started)
                 progress.step()

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from promoter.errors import ConfigurationError
+from promoter.errors import ConfigurationError, TransientError
 from promoter.runtime.app import Runtime, load_targets, publish_pipelines, utc_now
 from promoter.runtime.bus import CONSUMER, EVENTS_STREAM, Bus, BusOptions, connect
 from promoter.runtime.natsserver import EmbeddedServer
@@ -133,11 +133,13 @@ class BenchWorld:
         return worker
 
     async def until(self, check: Callable[[], Awaitable[bool]], what: str, within: float) -> None:
-        """Poll `check` every 5 ms until true; TimeoutError naming `what` after `within` s."""
+        """Poll `check` every 5 ms until true; TransientError naming `what` after `within` s."""
         deadline = time.monotonic() + within
         while not await check():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"bench: timed out waiting until {what}")
+                raise TransientError(
+                    f"timed out waiting until {what}; is the machine overloaded? run again"
+                )
             await asyncio.sleep(0.005)
 
     async def idle(self) -> bool:

@@ -43,6 +43,9 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 
+_PUBLISHING = 64
+
+
 def utc_now() -> datetime:
     """The wall clock, in UTC (the default clock; tests inject their own)."""
     return datetime.now(UTC)
@@ -104,10 +107,22 @@ async def open_bus(
 
 
 async def publish_pipelines(bus: Bus, targets: dict[str, Target]) -> None:
-    """Store the pipelines this worker runs, so status/explain can evaluate gates without files."""
-    for target in targets.values():
-        text = await asyncio.to_thread(Path(target.file).read_text, encoding="utf-8")
-        await bus.pipelines.put(target.name, text.encode())
+    """Store the pipelines this worker runs, so status/explain can evaluate gates without files.
+
+    Written `_PUBLISHING` at a time: 1,000 pipelines take a fraction of a second, not seconds.
+    """
+
+    def read() -> dict[str, bytes]:
+        return {t.name: Path(t.file).read_bytes() for t in targets.values()}
+
+    limit = asyncio.Semaphore(_PUBLISHING)
+
+    async def put(name: str, body: bytes) -> None:
+        async with limit:
+            await bus.pipelines.put(name, body)
+
+    bodies = await asyncio.to_thread(read)
+    await asyncio.gather(*(put(name, body) for name, body in bodies.items()))
 
 
 class Runtime:
