@@ -11,12 +11,40 @@ import time
 from pathlib import Path
 
 import aiohttp
-from bench_runtime import APPROVAL_DEV, _world, percentile
-from harness import Harness, digest
+from harness import FAST, Harness, digest
 
 from promoter.gateway.server import Gateway, serve
 from promoter.log import configure_logging
 from promoter.runtime.app import utc_now
+
+APPROVAL_DEV = """apiVersion: promoter/v1
+kind: Pipeline
+metadata: {{name: {name}}}
+spec:
+  repository: {{url: "file://{repo}", branch: main}}
+  artifacts:
+    - {{name: api, image: ghcr.io/bench/{name}, select: {{semver: '>=0.1.0'}}}}
+  environments:
+    - name: dev
+      gates: {{approvals: {{count: 1}}}}
+      update: [{{file: envs/{name}/values.yaml, set: {{image.tag: "${{api.tag}}"}}}}]
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def _world(root: Path, template: str, pipelines: int, *, sync: bool = True) -> Harness:
+    world = await Harness(root).start(sync_always=sync)
+    for i in range(pipelines):
+        name = f"p{i}"
+        (world.pipelines / f"{name}.yaml").write_text(template.format(name=name, repo=world.remote))
+    await world.start_worker(options=FAST, clock=utc_now)
+    return world
+
 
 ENVELOPE = "application/vnd.docker.distribution.events.v2+json"
 
