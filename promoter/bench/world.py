@@ -127,10 +127,27 @@ class BenchWorld:
         """Run a worker in this process over every pipeline written so far."""
         targets = load_targets([self.pipelines])
         await publish_pipelines(self.bus, targets)
-        runtime = Runtime(self.bus, self.root / "state", utc_now, github)
-        worker = runtime.worker(targets, options or WorkerOptions(), "bench")
-        self.workers.append((worker, asyncio.create_task(worker.run())))
+        worker = self.worker(options, github)
+        self.run(worker)
         return worker
+
+    def worker(
+        self, options: WorkerOptions | None = None, github: GitHubSetup | None = None
+    ) -> Worker:
+        """A worker over every pipeline written so far, not yet running."""
+        runtime = Runtime(self.bus, self.root / "state", utc_now, github)
+        return runtime.worker(load_targets([self.pipelines]), options or WorkerOptions(), "bench")
+
+    def run(self, worker: Worker) -> None:
+        """Start consuming with `worker`."""
+        self.workers.append((worker, asyncio.create_task(worker.run())))
+
+    async def stop_workers(self) -> None:
+        """Stop the running workers (each finishes its batch first)."""
+        for worker, task in self.workers:
+            worker.stop()
+            await asyncio.wait_for(task, 60)
+        self.workers.clear()
 
     async def until(self, check: Callable[[], Awaitable[bool]], what: str, within: float) -> None:
         """Poll `check` every 5 ms until true; TransientError naming `what` after `within` s."""
@@ -155,9 +172,6 @@ class BenchWorld:
 
     async def close(self) -> None:
         """Stop everything (workers finish their batch first)."""
-        for worker, task in self.workers:
-            worker.stop()
-            await asyncio.wait_for(task, 60)
-        self.workers.clear()
+        await self.stop_workers()
         await self.bus.close()
         self.server.stop()
