@@ -304,8 +304,9 @@ def test_pr_closed_events_from_the_scm_merge_or_refuse_the_pending_bundle() -> N
         )  # fmt: skip
         return observe_event(event, driver.now)
 
-    assert closed(merged=True, bundle=pending.bundle.id) == Merged("shop", "dev", pending.bundle.id)
-    assert closed(merged=False, bundle="other") == Closed("shop", "dev", "other")
+    merged = Merged("shop", "dev", pending.bundle.id, via="github")
+    assert closed(merged=True, bundle=pending.bundle.id) == merged
+    assert closed(merged=False, bundle="other") == Closed("shop", "dev", "other", via="github")
     assert driver.feed(closed(merged=True, bundle="an-older-bundle")) == []
     assert driver.live("dev") is None
     driver.feed(closed(merged=True, bundle=pending.bundle.id))
