@@ -7,6 +7,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from nats.js.kv import KeyValue
 from pydantic import SecretStr
@@ -16,10 +17,11 @@ from promoter.errors import ConfigurationError
 from promoter.runtime.budget import KvTokenBucket, github_rates
 from promoter.runtime.effects import Target
 from promoter.scm.base import PullRequests
-from promoter.scm.github.auth import Credentials, connect
-from promoter.scm.github.client import GitHubClient
-from promoter.scm.github.provider import GitHubPullRequests, RepoRef
+from promoter.scm.github.credentials import Credentials
 from promoter.settings import Settings, read_secret
+
+if TYPE_CHECKING:
+    from promoter.scm.github.provider import GitHubPullRequests
 
 __all__ = ["GitHubSetup", "Providers", "github_setup", "require_github"]
 
@@ -136,6 +138,11 @@ class Providers:
         return token
 
     def _connection(self, url: str, target: Target) -> tuple[GitHubPullRequests, Callable[[], str]]:
+        # PyGithub (and requests) load with the first GitHub pipeline, not with every command
+        from promoter.scm.github.auth import connect  # noqa: PLC0415
+        from promoter.scm.github.client import GitHubClient  # noqa: PLC0415
+        from promoter.scm.github.provider import GitHubPullRequests, RepoRef  # noqa: PLC0415
+
         if url in self._github:
             return self._github[url]
         if self.setup is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
 import structlog
 
@@ -22,7 +22,9 @@ from promoter.core.state import PendingPR
 from promoter.errors import PromoterError
 from promoter.runtime.effects import Target
 from promoter.runtime.store import Leases, Record, StateStore
-from promoter.scm.github.provider import GitHubPullRequests
+
+if TYPE_CHECKING:
+    from promoter.scm.github.provider import GitHubPullRequests
 
 __all__ = ["PullPoller", "PullSync", "Wake", "changes", "report_gates"]
 

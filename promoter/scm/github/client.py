@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Protocol, TypeVar
 
@@ -18,6 +15,7 @@ from github import GithubException
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from promoter.errors import ConfigurationError, RateLimitedError, TransientError
+from promoter.scm.github.calls import CallCount, counter, counting
 
 __all__ = ["CallCount", "GitHubClient", "WriteBudget", "counting", "is_rate_limit"]
 
@@ -35,33 +33,6 @@ class WriteBudget(Protocol):
     async def take(self) -> None:
         """Wait until a write may be made; TransientError when that would take too long."""
         ...
-
-
-@dataclass
-class CallCount:
-    """API requests made while counting (attempts, retries included)."""
-
-    reads: int = 0
-    writes: int = 0
-
-    @property
-    def total(self) -> int:
-        """Reads plus writes."""
-        return self.reads + self.writes
-
-
-_counter: ContextVar[CallCount | None] = ContextVar("promoter_github_calls", default=None)
-
-
-@contextmanager
-def counting() -> Iterator[CallCount]:
-    """Count the GitHub requests made in this context (e.g. one effect)."""
-    count = CallCount()
-    token = _counter.set(count)
-    try:
-        yield count
-    finally:
-        _counter.reset(token)
 
 
 def is_rate_limit(exc: GithubException) -> bool:
@@ -173,7 +144,7 @@ class GitHubClient:
     async def _attempt(self, what: str, call: Callable[[], T], *, write: bool, number: int) -> T:
         if write and self.budget is not None:
             await self.budget.take()
-        count = _counter.get()
+        count = counter.get()
         if count is not None:
             if write:
                 count.writes += 1
