@@ -10,6 +10,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,9 +42,12 @@ from promoter.gitops.repo import (
     Author,
     BranchResult,
     Edit,
+    Files,
     MergeConflict,
     MergeResult,
+    TreeEdit,
     Workspace,
+    WorktreeEdit,
     format_message,
     parse_trailers,
 )
@@ -72,7 +77,15 @@ exit 1
 """
 
 
-def write(files: dict[str, str]) -> Edit:
+def write(files: dict[str, str]) -> TreeEdit:
+    def edit(tree: Files) -> None:
+        for name, text in files.items():
+            tree.write_text(name, text)
+
+    return TreeEdit(edit)
+
+
+def write_in_worktree(files: dict[str, str]) -> WorktreeEdit:
     def edit(root: Path) -> None:
         for name, text in files.items():
             target = root / name
@@ -82,7 +95,7 @@ def write(files: dict[str, str]) -> Edit:
     return edit
 
 
-def set_tag(tag: str) -> Edit:
+def set_tag(tag: str) -> TreeEdit:
     return write({"apps/web/values.yaml": f"image:\n  tag: {tag}\n"})
 
 
@@ -441,14 +454,14 @@ def test_prepare_branch_retries_when_another_writer_moves_the_branch(
     calls = 0
     edit_v2 = set_tag("v2")
 
-    def racing_edit(root: Path) -> None:
+    def racing_edit(tree: Files) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:  # between our fetch and our push, someone else pushes the branch
             commit_to_remote(remote, "promote/web", {"intruder.txt": "x\n"}, "Intruder")
-        edit_v2(root)
+        edit_v2.apply(tree)
 
-    result = ws.prepare_branch("promote/web", "main", racing_edit, MESSAGE)
+    result = ws.prepare_branch("promote/web", "main", TreeEdit(racing_edit), MESSAGE)
     assert calls == 2
     assert result.pushed
     assert remote_sha(remote, "promote/web") == result.head
@@ -552,14 +565,14 @@ def test_commit_to_base_retries_on_a_concurrent_base_update(ws: Workspace, remot
     calls = 0
     rollback = set_tag("v0")
 
-    def racing_edit(root: Path) -> None:
+    def racing_edit(tree: Files) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
             commit_to_remote(remote, "main", {"other.txt": "x\n"}, "Concurrent change")
-        rollback(root)
+        rollback.apply(tree)
 
-    sha = ws.commit_to_base("main", racing_edit, "Roll back web to v0")
+    sha = ws.commit_to_base("main", TreeEdit(racing_edit), "Roll back web to v0")
     assert calls == 2
     assert remote_log(remote, "main") == ["Roll back web to v0", "Concurrent change", "initial"]
     assert remote_sha(remote, "main") == sha
@@ -569,12 +582,12 @@ def test_commit_to_base_retries_on_a_concurrent_base_update(ws: Workspace, remot
 def test_an_edit_error_propagates_and_the_next_call_starts_clean(
     ws: Workspace, remote: Path
 ) -> None:
-    def broken(root: Path) -> None:
-        (root / "half-written.yaml").write_text("x")
+    def broken(tree: Files) -> None:
+        tree.write_text("half-written.yaml", "x")
         raise RuntimeError("updater failed")
 
     with pytest.raises(RuntimeError, match="updater failed"):
-        ws.prepare_branch("promote/web", "main", broken, MESSAGE)
+        ws.prepare_branch("promote/web", "main", TreeEdit(broken), MESSAGE)
     result = ws.prepare_branch("promote/web", "main", set_tag("v2"), MESSAGE)
     assert read_remote_file(remote, result.head, "half-written.yaml") is None
 
@@ -628,6 +641,20 @@ def test_back_to_back_promotions_skip_their_fetches(
     }.items():
         log = run_git(remote, "log", "--first-parent", "--format=%s", ref)
         assert log.splitlines() == subjects
+
+
+def test_promotions_on_a_fresh_view_run_git_only_to_push(
+    fresh: Workspace, remote: Path, commands: Counter[str]
+) -> None:
+    branch = fresh.prepare_branch("promote/web", "main", set_tag("v2"), MESSAGE)
+    again = fresh.prepare_branch("promote/web", "main", set_tag("v3"), MESSAGE)
+    rollback = fresh.commit_to_base("main", set_tag("v0"), "Roll back web to v0")
+    assert commands == Counter({"push": 3})  # trees, blobs and commits are written in-process
+    assert read_remote_file(remote, branch.head, "apps/web/values.yaml") == "image:\n  tag: v2\n"
+    assert read_remote_file(remote, again.head, "apps/web/values.yaml") == "image:\n  tag: v3\n"
+    assert read_remote_file(remote, "main", "apps/web/values.yaml") == "image:\n  tag: v0\n"
+    assert remote_sha(remote, "main") == rollback
+    run_git(remote, "fsck", "--strict", "--no-dangling")
 
 
 def test_fresh_for_zero_fetches_every_time(
@@ -749,15 +776,15 @@ def test_every_retry_after_a_rejected_push_fetches_again(
 ) -> None:
     calls = 0
 
-    def racing(edit: Edit, branch: str) -> Edit:
-        def run(root: Path) -> None:
+    def racing(edit: TreeEdit, branch: str) -> TreeEdit:
+        def run(tree: Files) -> None:
             nonlocal calls
             calls += 1
             if calls % 3 in {1, 2}:  # the unfetched try and the first fetched try are raced
                 commit_to_remote(remote, branch, {f"race-{calls}.txt": "x\n"}, f"Race {calls}")
-            edit(root)
+            edit.apply(tree)
 
-        return run
+        return TreeEdit(run)
 
     result = fresh.prepare_branch(
         "promote/web", "main", racing(set_tag("v2"), "promote/web"), MESSAGE
@@ -824,6 +851,38 @@ def test_an_unreachable_remote_on_a_fresh_view_is_not_retried_and_makes_it_stale
 # -- concurrency ---------------------------------------------------------------------------
 
 
+def alone(edit: Edit, inside: threading.Lock, overlaps: list[str]) -> Edit:
+    """`edit`, noting in `overlaps` when it runs while another edit holding `inside` runs."""
+
+    @contextmanager
+    def entered() -> Iterator[bool]:
+        if not inside.acquire(blocking=False):
+            overlaps.append(repr(edit))
+            yield False
+            return
+        try:
+            time.sleep(0.01)  # widen the window a missing lock would expose
+            yield True
+        finally:
+            inside.release()
+
+    if isinstance(edit, TreeEdit):
+
+        def in_memory(files: Files) -> None:
+            with entered() as alone:
+                if alone:
+                    edit.apply(files)
+
+        return TreeEdit(in_memory)
+
+    def in_worktree(root: Path) -> None:
+        with entered() as alone:
+            if alone:
+                edit(root)
+
+    return in_worktree
+
+
 def test_two_workspaces_on_one_cache_from_two_threads(tmp_path: Path, remote: Path) -> None:
     cache = tmp_path / "cache"
     inside = threading.Lock()
@@ -833,19 +892,10 @@ def test_two_workspaces_on_one_cache_from_two_threads(tmp_path: Path, remote: Pa
     start = threading.Barrier(2)
 
     def guarded(files: dict[str, str]) -> Edit:
-        edit = write(files)
-
-        def run(root: Path) -> None:
-            if not inside.acquire(blocking=False):
-                overlaps.append(str(root))
-                return
-            try:
-                time.sleep(0.01)  # widen the window a missing lock would expose
-                edit(root)
-            finally:
-                inside.release()
-
-        return run
+        """Thread a edits in memory, thread b in the shared clone's worktree."""
+        in_memory = "a.txt" in files or "base-a.txt" in files
+        edit = write(files) if in_memory else write_in_worktree(files)
+        return alone(edit, inside, overlaps)
 
     def worker(name: str) -> None:
         workspace = Workspace(str(remote), cache)

@@ -21,7 +21,7 @@ from promoter.gitops.gitenv import (
     git_environment,
     pinned_environment,
 )
-from promoter.gitops.messages import format_message, parse_trailers
+from promoter.gitops.messages import commit_text, format_message, parse_trailers
 
 __all__ = [
     "FETCH_HINT",
@@ -302,10 +302,7 @@ class GitRunner:
         Raises:
             ValueError: The message is empty.
         """
-        text = message.strip("\n").rstrip()
-        if not text:
-            raise ValueError("a commit message must not be empty")
-        return self.run("commit-tree", tree, "-p", parent, "-m", text)
+        return self.run("commit-tree", tree, "-p", parent, "-m", commit_text(message))
 
     def push(
         self, sha: str, ref: str, *, lease: str | None, guard: tuple[str, str] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-__all__ = ["format_message", "parse_trailers"]
+__all__ = ["commit_text", "format_message", "parse_trailers"]
 
 _TRAILER = re.compile(r"(?P<key>[A-Za-z0-9][A-Za-z0-9-]*):[ \t]*(?P<value>.*?)[ \t]*")
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
@@ -35,6 +35,20 @@ def format_message(subject: str, body: str, trailers: Mapping[str, str]) -> str:
     if trailers:
         parts.append("\n".join(_trailer_line(key, value) for key, value in trailers.items()))
     return "\n\n".join(parts) + "\n"
+
+
+def commit_text(message: str) -> str:
+    """The text committed for `message` (git adds one final newline): trimmed at both ends.
+
+    Leading newlines and trailing whitespace are removed, as `git commit-tree -m` was given.
+
+    Raises:
+        ValueError: The message is empty.
+    """
+    text = message.strip("\n").rstrip()
+    if not text:
+        raise ValueError("a commit message must not be empty")
+    return text
 
 
 def _trailer_line(key: str, value: str) -> str:

@@ -18,6 +18,7 @@ from promoter.gitops.gitcli import (
     TOKEN_VARIABLE,
     AtomicPushUnsupportedError,
     CloneLock,
+    Commit,
     GitRunner,
     Redactor,
     clone_dir_name,
@@ -25,16 +26,22 @@ from promoter.gitops.gitcli import (
     git_environment,
 )
 from promoter.gitops.messages import format_message, parse_trailers
+from promoter.gitops.objects import ObjectStore, git_writes_differently
+from promoter.gitops.refs import read_commits
 from promoter.gitops.results import (
     DEFAULT_AUTHOR,
     PUSH_ATTEMPTS,
     Author,
     BranchResult,
     Edit,
+    Files,
     MergeConflict,
     MergeResult,
+    TreeEdit,
+    WorktreeEdit,
     retrying,
 )
+from promoter.gitops.treefiles import TreeFiles
 from promoter.gitops.worktree import WorktreeRoot
 
 __all__ = [
@@ -44,9 +51,12 @@ __all__ = [
     "Author",
     "BranchResult",
     "Edit",
+    "Files",
     "MergeConflict",
     "MergeResult",
+    "TreeEdit",
     "Workspace",
+    "WorktreeEdit",
     "format_message",
     "parse_trailers",
 ]
@@ -91,6 +101,11 @@ class Workspace:
     conflict, an error) is never taken from an unfetched view: it is redone on a fetched one.
     Retries after a rejected push always fetch.
 
+    A `TreeEdit` is made in memory: the base commit's files are read from the clone's objects,
+    and the new blobs, trees and commit are written there, never through the worktree or the
+    index. Only merges and worktree edits use the worktree, and they reset it first. `close()`
+    stops the object reader this keeps between calls.
+
     Args:
         url: Local path, `file://` or https URL (credentials inside it never reach errors or logs).
         cache_root: Directory holding the clones.
@@ -126,6 +141,7 @@ class Workspace:
         if token is not None:
             self._env.update(credential_environment())
         self._git = self._runner(self._path)
+        self._objects = ObjectStore(self._path, repo=self._name)
         self._origin_checked = False
         self._fresh_for = fresh_for
         self._fresh_until = 0.0  # time.monotonic() before which the view counts as fresh
@@ -138,6 +154,11 @@ class Workspace:
     def path(self) -> Path:
         """The working clone's directory (its worktree root)."""
         return self._path
+
+    def close(self) -> None:
+        """Stop the clone's object reader (a later call starts another)."""
+        with self._lock.hold():
+            self._objects.close()
 
     def sync(self, base: str) -> str:
         """Fetch, reset the worktree to `origin/<base>` and return that sha.
@@ -167,18 +188,17 @@ class Workspace:
         base_ref, branch_ref = f"refs/remotes/origin/{base}", f"refs/remotes/origin/{branch}"
 
         def attempt(*, fetched: bool) -> BranchResult:
-            found = self._git.commits(base_ref, branch_ref)
+            found = self._commits(base_ref, branch_ref)
             tip = found.get(base_ref) or self._missing_base(base)
             seen = found.get(branch_ref)
-            self._checkout(tip.sha)
-            tree = self._stage(edit)
+            tree = self._edited_tree(tip, edit)
             if tree == tip.tree:
                 self._confirm(fetched)
                 return BranchResult(branch, tip.sha, tip.sha, changed=False, pushed=False)
             if seen is not None and seen.parents == (tip.sha,) and seen.tree == tree:
                 self._confirm(fetched)
                 return BranchResult(branch, seen.sha, tip.sha, changed=True, pushed=False)
-            head = self._git.commit_tree(tree, tip.sha, message)
+            head = self._commit(tree, tip.sha, message)
             guard = None if fetched else (f"refs/heads/{base}", tip.sha)
             self._push(head, f"refs/heads/{branch}", lease=seen.sha if seen else "", guard=guard)
             return BranchResult(branch, head, tip.sha, changed=True, pushed=True)
@@ -233,14 +253,13 @@ class Workspace:
         """
 
         def attempt(*, fetched: bool) -> str | None:
-            tip = self._base_tip(base)
-            self._checkout(tip)
-            tree = self._stage(edit)
-            if tree == self._git.tree(tip):
+            tip = self._base_commit(base)
+            tree = self._edited_tree(tip, edit)
+            if tree == tip.tree:
                 self._confirm(fetched)
                 return None
-            sha = self._git.commit_tree(tree, tip, message)
-            self._push(sha, f"refs/heads/{base}", lease=tip)
+            sha = self._commit(tree, tip.sha, message)
+            self._push(sha, f"refs/heads/{base}", lease=tip.sha)
             return sha
 
         with self._session():
@@ -311,6 +330,7 @@ class Workspace:
         `GIT_WORK_TREE` and cannot be pointed elsewhere by options; `GitRunner` pins the rest.
         """
         staging = self._path.with_name(f"{self._path.name}.cloning")
+        self._objects.close()  # it may have read a clone that is removed now
         for leftover in (self._path, staging):  # an interrupted clone or a foreign directory
             shutil.rmtree(leftover, ignore_errors=True)
         settings = {
@@ -398,8 +418,16 @@ class Workspace:
         self._mark_fresh()
 
     def _base_tip(self, base: str) -> str:
-        tip = self._git.sha(f"refs/remotes/origin/{base}")
-        return tip if tip is not None else self._missing_base(base)
+        return self._base_commit(base).sha
+
+    def _base_commit(self, base: str) -> Commit:
+        ref = f"refs/remotes/origin/{base}"
+        return self._commits(ref).get(ref) or self._missing_base(base)
+
+    def _commits(self, *refs: str) -> dict[str, Commit]:
+        """`GitRunner.commits`, read from the clone's files and objects when they are plain."""
+        found = read_commits(self._path / ".git", self._objects, refs)
+        return self._git.commits(*refs) if found is None else found
 
     def _missing_base(self, base: str) -> NoReturn:
         raise GitError(
@@ -450,10 +478,25 @@ class Workspace:
             )
         return sha
 
-    def _stage(self, edit: Edit) -> str:
+    def _edited_tree(self, tip: Commit, edit: Edit) -> str:
+        """The tree of `tip` with `edit` applied: in memory for a `TreeEdit`."""
+        if isinstance(edit, TreeEdit):
+            files = TreeFiles(self._objects, tip.tree)  # refuses links, `.git` and escapes
+            edit.apply(files)
+            return files.write_tree()
+        self._checkout(tip.sha)
+        return self._stage(edit)
+
+    def _stage(self, edit: WorktreeEdit) -> str:
         edit(WorktreeRoot(self._path))  # joins refuse links, `.git` and escapes
         self._git.run("add", "--all")
         return self._git.run("write-tree")
+
+    def _commit(self, tree: str, parent: str, message: str) -> str:
+        """Commit `tree` on `parent` as `git commit-tree` does, written in-process if it can be."""
+        if git_writes_differently(message):
+            return self._git.commit_tree(tree, parent, message)
+        return self._objects.write_commit(tree, parent, message, self._author)
 
     # -- merging and pushing --------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 from tenacity import (
@@ -24,8 +24,11 @@ __all__ = [
     "Author",
     "BranchResult",
     "Edit",
+    "Files",
     "MergeConflict",
     "MergeResult",
+    "TreeEdit",
+    "WorktreeEdit",
     "retrying",
 ]
 
@@ -38,8 +41,31 @@ _BACKOFF = 0.1  # first retry waits up to 0.1 s, doubling, full jitter
 _BACKOFF_MAX = 2.0
 _T = TypeVar("_T")
 
-Edit = Callable[[Path], None]
+
+class Files(Protocol):
+    """A commit's files as an edit sees them, by repository path (`envs/dev/values.yaml`)."""
+
+    def read_text(self, path: str) -> str:
+        """The file's UTF-8 text, line endings as stored ('' when it does not exist)."""
+        ...
+
+    def write_text(self, path: str, text: str) -> None:
+        """Set the file's content to `text` as UTF-8, line endings as given."""
+        ...
+
+
+@dataclass(frozen=True)
+class TreeEdit:
+    """An edit made in memory on the base commit's files; must be repeatable (retries redo it)."""
+
+    apply: Callable[[Files], None]
+
+
+WorktreeEdit = Callable[[Path], None]
 """Writes files inside the given worktree root; must be repeatable (retries call it again)."""
+
+Edit = TreeEdit | WorktreeEdit
+"""What `Workspace` applies on the base: in memory (`TreeEdit`) or in the worktree."""
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ from promoter.core.compiled import CompiledPipeline
 from promoter.core.pipeline import Environment, is_local_location
 from promoter.core.state import ArtifactVersion, Bundle
 from promoter.errors import ConfigurationError, HeadMovedError, TransientError
-from promoter.gitops.repo import Edit, MergeConflict, Workspace, format_message
+from promoter.gitops.repo import Files, MergeConflict, TreeEdit, Workspace, format_message
 from promoter.gitops.updaters import UpdateContext, apply_update
 from promoter.runtime.store import Effect, PullRef
 from promoter.scm.base import PullRequest, PullRequests, PullRequestSpec, branch_name
-from promoter.scm.github.client import counting
+from promoter.scm.github.calls import counting
 
 __all__ = ["EffectRunner", "Outcome", "Target", "Workspaces", "resolve_repository"]
 
@@ -82,6 +82,11 @@ class Workspaces:
             self._open[url] = Workspace(url, self.cache_root, token=token)
         return self._open[url]
 
+    def close(self) -> None:
+        """Stop what the open workspaces keep running (their object readers)."""
+        for workspace in self._open.values():
+            workspace.close()
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -138,31 +143,20 @@ def _body(target: Target, effect: Effect, bundle: Bundle, blocked: Mapping[str, 
     return f"{effect.reason}\n\n{table}\n\n{gates}\n\n{trailers}\n"
 
 
-def _read(path: Path) -> str:
-    """A file's text with its line endings as they are ('' if it does not exist)."""
-    if not path.exists():
-        return ""
-    with path.open(encoding="utf-8", newline="") as handle:
-        return handle.read()
-
-
-def bundle_edit(target: Target, environment: str, bundle: Bundle) -> Edit:
-    """The file edits that put `bundle` into `environment`."""
+def bundle_edit(target: Target, environment: str, bundle: Bundle) -> TreeEdit:
+    """The file edits that put `bundle` into `environment`, made in memory on the base."""
     updates = target.environment(environment).update
     values = {name: v.placeholder_values() for name, v in bundle.versions.items()}
 
-    def edit(root: Path) -> None:
+    def edit(files: Files) -> None:
         for update in updates:
-            path = root / update.file
-            text = _read(path)
+            text = files.read_text(update.file)  # line endings as they are; '' if absent
             context = UpdateContext(pipeline=target.name, file=update.file, values=values)
             new = apply_update(text, update, context)
             if new != text:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with path.open("w", encoding="utf-8", newline="") as handle:
-                    handle.write(new)
+                files.write_text(update.file, new)
 
-    return edit
+    return TreeEdit(edit)
 
 
 class EffectRunner:
