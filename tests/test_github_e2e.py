@@ -207,10 +207,11 @@ async def test_api_requests_per_promotion_as_the_emulator_counts_them(world: Wor
     await asyncio.to_thread(emu.wait_for_hooks)
     await harness.quiet()
     approved = _routes(emu.calls)
-    # dev: list, create, label (no gates block: no pending status), then status, merge, delete;
-    # its merge webhook wakes a sync (1 list); prod: list, create, label, pending status
+    # dev: create (no PR known: no list first), label (no gates block: no pending status),
+    # then status, merge, delete; its merge webhook wakes a sync (1 list); prod: create, label,
+    # pending status
     assert opened == {
-        "GET /repos/{owner}/{repo}/pulls": 3,
+        "GET /repos/{owner}/{repo}/pulls": 1,
         "POST /repos/{owner}/{repo}/pulls": 2,
         "POST /repos/{owner}/{repo}/issues/{issue_number}/labels": 2,
         "POST /repos/{owner}/{repo}/statuses/{sha}": 2,
@@ -218,9 +219,9 @@ async def test_api_requests_per_promotion_as_the_emulator_counts_them(world: Wor
         "DELETE /repos/{owner}/{repo}/git/refs/{ref}": 1,
     }
     # the review webhook wakes a sync (list + reviews), then status, merge, delete; the merge
-    # webhook wakes one more sync (1 list); then eu's PR opens (list, create, label, status)
+    # webhook wakes one more sync (1 list); then eu's PR opens (create, label, status)
     assert approved == {
-        "GET /repos/{owner}/{repo}/pulls": 3,
+        "GET /repos/{owner}/{repo}/pulls": 2,
         "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews": 1,
         "POST /repos/{owner}/{repo}/statuses/{sha}": 2,
         "PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge": 1,

@@ -80,6 +80,27 @@ async def test_a_create_that_landed_but_timed_out_is_adopted_not_duplicated(
     assert {label.name for label in pulls[0].labels} == {"promoter", "env:dev"}
 
 
+async def test_likely_new_creates_at_once_and_still_adopts_an_open_pr(
+    world: GitHubWorld,
+) -> None:
+    provider = world.provider()
+    with counting() as calls:
+        first = await provider.ensure(
+            world.spec("prod", push(world, "prod", "1.0.0"), "b1", "1.0.0"), likely_new=True
+        )
+    assert (calls.reads, calls.writes) == (0, 3), "no lookup before the create"
+    # a run that crashed after creating it left no record: the PR is adopted, not duplicated
+    head = push(world, "prod", "1.1.0")
+    with counting() as calls:
+        adopted = await provider.ensure(world.spec("prod", head, "b2", "1.1.0"), likely_new=True)
+    assert adopted.number == first.number
+    assert calls.reads == 1, "'already exists' made it look the PR up"
+    pulls = world.github().get_repo("acme/deploy").get_pulls(state="all").get_page(0)
+    assert [(p.number, p.title) for p in pulls] == [
+        (first.number, "promote shop to prod: api 1.1.0")
+    ]
+
+
 async def test_merge_is_guarded_by_the_head_and_deletes_the_branch(world: GitHubWorld) -> None:
     provider = world.provider()
     pr = await provider.ensure(world.spec("dev", push(world, "dev", "1.0.0"), "b1", "1.0.0"))

@@ -160,6 +160,15 @@ class Workspace:
         with self._lock.hold():
             self._objects.close()
 
+    def refresh(self) -> None:
+        """Fetch now: the remote moved without this clone (a merge made through an SCM's API).
+
+        The next call then starts from a fresh view instead of pushing on a stale one, having
+        the push refused, fetching and pushing again.
+        """
+        with self._session():
+            self._fetch()
+
     def sync(self, base: str) -> str:
         """Fetch, reset the worktree to `origin/<base>` and return that sha.
 

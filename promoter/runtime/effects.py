@@ -8,17 +8,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+import structlog
+
 from promoter.core.compiled import CompiledPipeline
 from promoter.core.pipeline import Environment, is_local_location
 from promoter.core.state import ArtifactVersion, Bundle
-from promoter.errors import ConfigurationError, HeadMovedError, TransientError
+from promoter.errors import ConfigurationError, HeadMovedError, PromoterError, TransientError
 from promoter.gitops.repo import Files, MergeConflict, TreeEdit, Workspace, format_message
 from promoter.gitops.updaters import UpdateContext, apply_update
+from promoter.runtime.bus import redact_url
 from promoter.runtime.store import Effect, PullRef
 from promoter.scm.base import PullRequest, PullRequests, PullRequestSpec, branch_name
 from promoter.scm.github.calls import counting
 
 __all__ = ["EffectRunner", "Outcome", "Target", "Workspaces", "resolve_repository"]
+
+log = structlog.get_logger(__name__)
 
 
 def resolve_repository(url: str, pipeline_file: str) -> str:
@@ -169,6 +174,7 @@ class EffectRunner:
     ) -> None:
         self.workspaces = workspaces
         self.providers = providers
+        self._refreshing: set[asyncio.Task[None]] = set()
 
     async def carry_out(
         self,
@@ -194,7 +200,7 @@ class EffectRunner:
         if bundle is None or effect.action in ("block", "hold", "resume"):
             return Outcome()
         if effect.action in ("open-pr", "update-pr"):
-            pr = await self._open(target, effect, bundle, blocked)
+            pr = await self._open(target, effect, bundle, blocked, likely_new=known is None)
             return Outcome(pr=_ref(pr), sha=pr.head, detail=f"PR #{pr.number}")
         if effect.action == "merge":
             return await self._merge(target, effect, bundle, known)
@@ -203,7 +209,13 @@ class EffectRunner:
         return await self._rollback(target, effect, bundle)
 
     async def _open(
-        self, target: Target, effect: Effect, bundle: Bundle, blocked: dict[str, str]
+        self,
+        target: Target,
+        effect: Effect,
+        bundle: Bundle,
+        blocked: dict[str, str],
+        *,
+        likely_new: bool = False,
     ) -> PullRequest:
         provider = await self.providers(target)  # first: it connects; git may need its token
         env = effect.environment
@@ -228,7 +240,7 @@ class EffectRunner:
             versions=bundle.summary(),
             gates=blocked,
         )
-        return await provider.ensure(spec)
+        return await provider.ensure(spec, likely_new=likely_new)
 
     async def _merge(
         self, target: Target, effect: Effect, bundle: Bundle, known: PullRef | None
@@ -260,7 +272,26 @@ class EffectRunner:
                 pr = await self._merge_rebuilding(target, effect, bundle, pr, message)
             except HeadMovedError as exc:
                 return Outcome(pr=_ref(pr), refused=str(exc))
+            if target.hosted_on != "local":
+                self._refresh_later(target.repository)
         return Outcome(pr=_ref(pr), merged=True, sha=pr.merged_sha, detail=f"PR #{pr.number}")
+
+    def _refresh_later(self, repository: str) -> None:
+        """Fetch in the background: the SCM merged, so the base moved without the clone.
+
+        The next environment's PR (often opened right after this merge) then pushes once,
+        instead of pushing on a stale view, being refused, fetching and pushing again.
+        """
+
+        async def refresh() -> None:
+            try:
+                await asyncio.to_thread(self.workspaces(repository).refresh)
+            except PromoterError as exc:  # the next call fetches anyway
+                log.debug("background fetch failed", repo=redact_url(repository), error=str(exc))
+
+        task = asyncio.create_task(refresh())
+        self._refreshing.add(task)
+        task.add_done_callback(self._refreshing.discard)
 
     async def _merge_rebuilding(
         self, target: Target, effect: Effect, bundle: Bundle, pr: PullRequest, message: str

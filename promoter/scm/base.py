@@ -107,8 +107,12 @@ class PullRequests(Protocol):
         """The newest PR promoter made for this environment (open, merged or closed)."""
         ...
 
-    async def ensure(self, spec: PullRequestSpec) -> PullRequest:
-        """Adopt the open PR of the branch and bring it up to `spec`, or open one."""
+    async def ensure(self, spec: PullRequestSpec, *, likely_new: bool = False) -> PullRequest:
+        """Adopt the open PR of the branch and bring it up to `spec`, or open one.
+
+        `likely_new`: the caller knows of no open PR, so a provider may try to open one first
+        (and still adopt the open one if there is one after all).
+        """
         ...
 
     async def merge(self, pr: PullRequest, message: str) -> PullRequest:

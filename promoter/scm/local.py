@@ -93,7 +93,12 @@ class LocalPullRequests:
             return number
         raise TransientError("local PRs: could not allocate a PR number (contention)")
 
-    async def ensure(self, spec: PullRequestSpec) -> PullRequest:
+    async def ensure(
+        self,
+        spec: PullRequestSpec,
+        *,
+        likely_new: bool = False,  # noqa: ARG002 (the PR index is one KV read either way)
+    ) -> PullRequest:
         """Adopt the environment's open PR (updating head, title, body) or open a new one."""
         for _ in range(_CAS_TRIES):
             number, index_rev = await self._number(spec.pipeline, spec.environment)

@@ -117,10 +117,16 @@ class GitHubPullRequests:
 
     # --- opening ------------------------------------------------------------------------
 
-    async def ensure(self, spec: PullRequestSpec) -> PullRequest:
-        """Adopt the branch's open PR and bring it up to `spec`, or open one."""
+    async def ensure(self, spec: PullRequestSpec, *, likely_new: bool = False) -> PullRequest:
+        """Adopt the branch's open PR and bring it up to `spec`, or open one.
+
+        `likely_new` skips the first lookup: the PR is created at once, and GitHub's "already
+        exists" answer (a PR opened by a run that crashed before recording it) adopts it.
+        """
+        look = not likely_new
         for _ in range(_ADOPT_TRIES):
-            open_prs = await self._pulls(spec.branch, "open")
+            open_prs = await self._pulls(spec.branch, "open") if look else []
+            look = True
             if open_prs:
                 return await self._update(open_prs[0], spec)
             try:
