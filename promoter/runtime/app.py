@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import structlog
+from nats.js.errors import KeyNotFoundError
 
 from promoter.core.compiled import compile_pipeline
 from promoter.core.loader import load_pipelines
@@ -109,7 +110,7 @@ async def open_bus(
 async def publish_pipelines(bus: Bus, targets: dict[str, Target]) -> None:
     """Store the pipelines this worker runs, so status/explain can evaluate gates without files.
 
-    Written `_PUBLISHING` at a time: 1,000 pipelines take a fraction of a second, not seconds.
+    Only changed ones are written (a restart writes nothing), `_PUBLISHING` at a time.
     """
 
     def read() -> dict[str, bytes]:
@@ -119,10 +120,27 @@ async def publish_pipelines(bus: Bus, targets: dict[str, Target]) -> None:
 
     async def put(name: str, body: bytes) -> None:
         async with limit:
+            try:
+                if (await bus.pipelines.get(name)).value == body:
+                    return
+            except KeyNotFoundError:
+                pass
             await bus.pipelines.put(name, body)
 
     bodies = await asyncio.to_thread(read)
     await asyncio.gather(*(put(name, body) for name, body in bodies.items()))
+
+
+def publish_in_background(bus: Bus, targets: dict[str, Target]) -> asyncio.Task[None]:
+    """`publish_pipelines` while the worker already consumes (only status/explain need them)."""
+
+    async def publish() -> None:
+        try:
+            await publish_pipelines(bus, targets)
+        except Exception:  # status/explain lack gates until the next start; the worker goes on
+            log.exception("publishing the pipelines for status/explain failed")
+
+    return asyncio.create_task(publish(), name="publish-pipelines")
 
 
 class Runtime:

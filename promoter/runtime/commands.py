@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from promoter.runtime.app import (
     bus_options,
     load_targets,
     open_bus,
-    publish_pipelines,
+    publish_in_background,
     run_worker,
     utc_now,
     worker_name,
@@ -73,9 +74,14 @@ def _run(args: argparse.Namespace) -> int:
     options = worker_options(settings)
 
     async def work(_args: argparse.Namespace, bus: Bus) -> int:
-        await publish_pipelines(bus, targets)
+        publishing = publish_in_background(bus, targets)  # events need not wait for it
         runtime = Runtime(bus, Path(args.state_dir or settings.state_dir), github=github)
-        await run_worker(runtime.worker(targets, options, worker_name()))
+        try:
+            await run_worker(runtime.worker(targets, options, worker_name()))
+        finally:
+            publishing.cancel()  # done long before, unless NATS went away: the next start redoes it
+            with contextlib.suppress(asyncio.CancelledError):
+                await publishing
         return 0
 
     return connected(work, own=True)(args)
