@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,7 @@ __all__ = ["scale"]
 
 _ENVIRONMENTS = ["dev", "staging", "prod"]
 _GATED = "{approvals: {count: 1}}"
+_TIMED = 10  # pipelines that get the timed events (spread over all of them)
 
 
 def _write_pipelines(directory: Path, prefix: str, count: int, url: str) -> None:
@@ -109,9 +109,16 @@ async def _run_worker(
     try:
         await records.changed(f"{prefix}0")
         startup = time.perf_counter() - started
-        seconds, pick = [], random.Random(6)  # noqa: S311 (which pipelines get events, not secrets)
+        # the same 10 pipelines get the events at any scale, each touched once first: what
+        # differs between the runs is only how many pipelines the worker holds
+        step = max(1, count // _TIMED)
+        names = [f"{prefix}{i * step}" for i in range(min(_TIMED, count))]
+        for n, name in enumerate(names, start=1):
+            await _health(world, name, -n)
+            await records.changed(name)
+        seconds = []
         for n in range(1, events + 1):
-            name = f"{prefix}{pick.randrange(count)}"
+            name = names[n % len(names)]
             sent = time.perf_counter()
             await _health(world, name, n)
             await records.changed(name)
