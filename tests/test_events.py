@@ -323,3 +323,44 @@ def test_deeply_nested_json_is_an_event_error() -> None:
 def test_numeric_time_is_an_event_error() -> None:
     with pytest.raises(EventError, match="time"):
         parse_event(image_event() | {"time": 1772445600})
+
+
+# --- regressions found by tests/test_fuzz_consumer.py ---
+
+
+@pytest.mark.parametrize(
+    "where",
+    [("data", "tag"), ("id",), ("data", "labels", "team")],
+    ids=["data-field", "envelope-field", "label-value"],
+)
+def test_a_lone_surrogate_escape_is_an_event_error(where: tuple[str, ...]) -> None:
+    event = image_event()
+    event["data"]["labels"] = {"team": "sre"}
+    inner = event
+    for key in where[:-1]:
+        inner = inner[key]
+    inner[where[-1]] = "x\udc00"
+    with pytest.raises(EventError, match=r"lone UTF-16 surrogate \('\\udc00'\)"):
+        parse_event(json.dumps(event))  # was: parsed; storing the record failed later
+    with pytest.raises(EventError, match=r"lone UTF-16 surrogate"):
+        parse_event(event)  # what adapters hand over
+
+
+def test_a_lone_surrogate_in_a_key_is_an_event_error() -> None:
+    event = {**image_event(), "ext\ud800": 1}
+    with pytest.raises(EventError, match=r"lone UTF-16 surrogate"):
+        parse_event(json.dumps(event))
+
+
+@pytest.mark.parametrize("bad", [b"\xed\xa0\x80", b"\xff", b"\xc0\xaf"])
+def test_bytes_must_be_strict_utf8(bad: bytes) -> None:
+    raw = json.dumps(image_event()).encode().replace(b"build-42", b"build-" + bad)
+    with pytest.raises(EventError, match=r"^event is not valid JSON: not UTF-8 text"):
+        parse_event(raw)  # was: "\xed\xa0\x80" (an encoded surrogate) parsed
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_an_event_in_utf16_or_utf32_is_an_event_error(encoding: str) -> None:
+    raw = json.dumps(image_event()).encode(encoding)
+    with pytest.raises(EventError, match=r"^event is not valid JSON"):
+        parse_event(raw)  # was: json.loads guessed the encoding and the event was accepted

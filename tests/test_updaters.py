@@ -254,6 +254,9 @@ ERRORS = [
     ("", {"setters": True}, "1:1", "no setter marker for pipeline 'checkout'"),
     ("a: 1\n", {"set": {"a": "${nope.tag}"}}, "1:1", "needs 'nope'"),
     ("a: 1\n", {"set": {"a": "${api.nope}"}}, "1:1", "fix the update in the pipeline"),
+    # regressions: a control character raised yaml.ReaderError, deep nesting RecursionError
+    ("a: 1\nb: \x08\n", {"set": {"a": "2"}}, "2:4", "unacceptable character #x0008"),
+    ("a: " + "[" * 3000 + "]" * 3000 + "\n", {"set": {"b": "2"}}, "1:103", "nested deeper than"),
 ]
 
 

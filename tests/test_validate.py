@@ -439,3 +439,96 @@ def test_the_provider_is_inferred_from_the_url_and_the_api_from_the_host(
     assert spec.provider == provider
     if api is not None:
         assert spec.github_api == api
+
+
+# --- regressions found by tests/test_fuzz_pipeline.py ---
+
+
+def test_control_character_is_a_problem_at_its_position() -> None:
+    problems = problems_of(mutate(("branch: main", "branch: ma\x08in")))
+    assert [str(p) for p in problems] == [
+        "p.yaml:8:15: YAML syntax: unacceptable character #x0008; remove it"
+    ]  # was: yaml.reader.ReaderError escaped from validate
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "spec: " + "[" * 5000 + "]" * 5000 + "\n",
+        "spec: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n",
+        "".join(" " * i + "a:\n" for i in range(1000)),
+    ],
+    ids=["flow-sequences", "flow-mappings", "block-mappings"],
+)
+def test_deep_nesting_is_a_problem_not_a_recursion_error(text: str) -> None:
+    problems = problems_of(text)
+    assert [p.message for p in problems] == ["YAML syntax: nested deeper than 100 levels"]
+    assert problems[0].line <= 101
+
+
+@pytest.mark.timeout(10)
+def test_alias_chain_deeper_than_the_limit_is_a_problem() -> None:
+    chain = "".join(f"c{i}: &c{i} {{spec: *c{i - 1}}}\n" for i in range(1, 3000))
+    problems = problems_of("c0: &c0 {name: x}\n" + chain + "spec: *c2999\n")
+    assert [(p.line, p.message) for p in problems] == [(1, "nested deeper than 100 levels")]
+
+
+@pytest.mark.timeout(10)
+def test_billion_laughs_stops_at_the_value_limit() -> None:
+    levels = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 10))
+    problems = problems_of(
+        mutate(("kind: Pipeline\n", 'kind: Pipeline\nl0: &l0 ["lol"]\n' + levels))
+    )
+    assert [str(p) for p in problems] == ["p.yaml:1:1: more than 10000 values once aliases expand"]
+
+
+def test_integer_past_the_digit_limit_is_a_problem_at_its_token() -> None:
+    problems = problems_of(mutate(("{count: 1,", "{count: " + "9" * 5000 + ",")))
+    assert (35, 28, "integer of 5000 digits is too large") in [
+        (p.line, p.column, p.message) for p in problems
+    ]  # was: ValueError (int string conversion limit) escaped from validate
+
+
+@pytest.mark.parametrize("separator", ["\x85", "\u2028", "\u2029"])
+def test_lines_are_counted_at_line_feeds_only(separator: str) -> None:
+    text = mutate(("name: checkout", f'name: "check{separator}out"'), ("branch:", "branh:"))
+    problems = problems_of(text)
+    assert (8, 5) in [(p.line, p.column) for p in problems if "'branh'" in p.message]
+    # PyYAML counts NEL, U+2028 and U+2029 as line breaks: it said line 9
+
+
+def test_columns_on_the_first_line_ignore_a_bom() -> None:
+    problems = problems_of("\ufeff" + mutate(("promoter/v1", "promoter/v2")))
+    assert [(p.line, p.column) for p in problems] == [(1, 13)]
+
+
+@pytest.mark.parametrize(
+    ("escaped", "key"),
+    [("a\\nb", "a\nb"), ("a\\Nb", "a\x85b"), ("a\\Lb", "a\u2028b"), ("\\tx", "\tx")],
+)
+def test_a_key_with_a_line_break_is_quoted_in_the_message(escaped: str, key: str) -> None:
+    problems = problems_of(
+        mutate(dev_set("${api.tag}", f'${{ranker.uri}}", "{escaped}": [], "z": "'))
+    )
+    assert [p.message for p in problems] == [
+        f"spec.environments[0].update[0].set.{key!r}: Input should be a valid string"
+    ]  # was: the raw key, so `promoter validate` printed the problem over two lines
+
+
+@pytest.mark.parametrize("key", ["float", "str", "int", "bool", "literal['x']"])
+def test_a_key_named_like_a_pydantic_union_tag_is_reported(key: str) -> None:
+    assert [
+        str(p) for p in problems_of(mutate(("kind: Pipeline\n", f'kind: Pipeline\n"{key}": 1\n')))
+    ] == [
+        f"p.yaml:3:1: unknown field {key!r} in document (known: apiVersion, kind, metadata, spec)"
+    ]  # was: IndexError; the key was taken for a union member's tag and dropped
+    text = mutate(("  name: checkout\n", f'  name: checkout\n  "{key}": 1\n'))
+    assert [(p.line, p.column) for p in problems_of(text)] == [(5, 3)]
+
+
+def test_names_with_line_breaks_are_quoted_in_lists_of_known_names() -> None:
+    text = mutate(("- name: prod-eu\n", '- name: "prod\\neu"\n'), ("from: [dev]", "from: [qa]"))
+    messages = [p.message for p in problems_of(text)]
+    assert "unknown environment 'qa' in from; known: dev, 'prod\\neu', staging" in messages
+    # was: the raw name, so `promoter validate` printed the problem over two lines

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,16 @@ class Finding:
 
     mark: Mark
     message: str
+
+
+def _shown(name: str) -> str:
+    """`name` as a message shows it: quoted when it holds a line break or another control."""
+    return name if name.isprintable() else repr(name)
+
+
+def _listed(names: Iterable[str], separator: str = ", ") -> str:
+    """`names` joined for a message, each shown by `_shown`."""
+    return separator.join(_shown(name) for name in names)
 
 
 def _article(kind: str) -> str:
@@ -100,7 +110,7 @@ class _Checker:
                 if up == name:
                     self.add(path, f"environment {name!r} lists itself in from")
                 elif isinstance(up, str) and up not in names:
-                    known = ", ".join(sorted(names))
+                    known = _listed(sorted(names))
                     self.add(path, f"unknown environment {up!r} in from; known: {known}")
         self.cycles(graph)
 
@@ -117,7 +127,7 @@ class _Checker:
                     loop = [*trail[trail.index(up) :], node, up] if up in trail else [node, up]
                     self.add(
                         ("spec", "environments", index[node], "from"),
-                        f"cyclic from: {' -> '.join(loop)}; environments must form a DAG",
+                        f"cyclic from: {_listed(loop, ' -> ')}; environments must form a DAG",
                     )
                 elif up not in state:
                     visit(up, [*trail, node])
@@ -136,7 +146,7 @@ class _Checker:
         for ph in found:
             kind = self.kinds.get(ph.artifact)
             if kind is None:
-                known = ", ".join(sorted(self.kinds)) or "none"
+                known = _listed(sorted(self.kinds)) or "none"
                 self.add(
                     path,
                     f"placeholder ${{{ph.artifact}.{ph.attribute}}} names unknown artifact "

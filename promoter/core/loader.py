@@ -35,7 +35,11 @@ class LoadedPipeline:
 def _dotted(loc: Sequence[str | int]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        name = part if part.isprintable() else repr(part)  # a key may hold a line break
+        out += f".{name}" if out else name
     return out or "document"
 
 
@@ -84,12 +88,30 @@ def _message(error: ErrorDetails, loc: tuple[str | int, ...]) -> str:
     return f"{where}: {message}"
 
 
+def _data_path(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """`loc` without the tags pydantic adds for union members (`str`, `literal[...]`).
+
+    A part that names a key or item of the data is the document's, even when it reads like a
+    tag: a pipeline may have a key `float`.
+    """
+    path: list[str | int] = []
+    for part in loc:
+        inside = isinstance(data, dict) and part in data
+        inside = inside or (isinstance(data, list) and isinstance(part, int) and part < len(data))
+        if inside:
+            data = data[part]
+        elif isinstance(part, str) and part.startswith(_UNION_TAGS):
+            continue
+        else:
+            data = None
+        path.append(part)
+    return tuple(path)
+
+
 def _schema_problems(doc: Document, exc: ValidationError, file: str) -> list[Problem]:
     problems: dict[tuple[int, int, str], Problem] = {}
     for error in exc.errors():
-        loc = tuple(
-            p for p in error["loc"] if not (isinstance(p, str) and p.startswith(_UNION_TAGS))
-        )
+        loc = _data_path(doc.data, error["loc"])
         union = len(loc) != len(error["loc"])  # one problem per value, not one per alternative
         if error["type"] == "extra_forbidden":
             mark = doc.mark_of(loc, key=True)

@@ -206,7 +206,11 @@ class Worker:
 
         async def one(name: str, items: list[Item]) -> tuple[str, bool]:
             async with limit:
-                return name, await self.process(name, items)
+                try:
+                    return name, await self.process(name, items)
+                except Exception:  # one pipeline's crash must not fail the others' events
+                    log.exception("planning crashed; its events will be retried", pipeline=name)
+                    return name, False
 
         return dict(await asyncio.gather(*(one(n, i) for n, i in work.items())))
 
