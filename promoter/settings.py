@@ -42,7 +42,11 @@ class Settings(BaseSettings):
     state_dir: Path = Field(
         Path(".promoter"), description="Where local state and embedded NATS data live."
     )
-    nats_url: str | None = Field(None, description="NATS server URL; unset: embedded nats-server.")
+    nats_url: str | None = Field(
+        None,
+        description="NATS server URL, or several separated by commas (a cluster); "
+        "unset: embedded nats-server.",
+    )
     ack_wait: float = Field(
         30.0, gt=0, description="Seconds before an unacked event is redelivered."
     )

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 from gitfixtures import read_remote_file, remote_branches
-from harness import FAST, Harness
+from harness import FAST, Harness, digest
 
-from promoter.runtime.bus import DLQ_STREAM, BusOptions
+from promoter.core.events import parse_event
+from promoter.runtime.app import load_targets, publish_pipelines
+from promoter.runtime.background import _exhausted as exhausted
+from promoter.runtime.bus import DLQ_STREAM, BusOptions, event_msg_id
 from promoter.runtime.options import WorkerOptions
 from promoter.runtime.report import explain, history
-from promoter.runtime.store import Leases
+from promoter.runtime.store import Leases, StateStore
 
 
 def promote_commits(subjects: list[str], env: str) -> list[str]:
@@ -157,6 +160,35 @@ async def test_malformed_event_is_dead_lettered_and_the_worker_goes_on(world: Ha
     assert reasons[0].startswith("event is not valid JSON")
     assert reasons[1].startswith("invalid promoter.image.built event: data.repository")
     assert {letter["data"] for letter in letters} >= {"{not json"}
+
+
+async def test_an_event_with_a_lone_surrogate_is_dead_lettered_at_once(world: Harness) -> None:
+    # regression (found by tests/test_fuzz_consumer.py): JSON's "\ud800" parsed, then saving
+    # the record failed (no UTF-8 for it), the whole batch was redelivered until max_deliver
+    world.write_pipeline("shop", prod_approval=False)
+    await world.start_worker()
+    labels = {"team": "\ud800"}
+    data = {"repository": "ghcr.io/acme/api", "tag": "2.0.0", "digest": digest(2), "labels": labels}
+    event = {"specversion": "1.0", "id": "x", "source": "s", "type": "promoter.image.built"}
+    body = json.dumps({**event, "data": data}).encode()
+    await world.bus.js.publish("promoter.events.image.built", body)
+    await world.image("1.0.0", 1)
+    await world.live("shop", "dev", "1.0.0")
+    [letter] = await _dead_letters(world, 1)
+    assert "lone UTF-16 surrogate" in str(letter["reason"])
+    assert letter["deliveries"] == 1
+
+
+async def test_a_huge_undecodable_event_is_dead_lettered_cut_to_fit(world: Harness) -> None:
+    # regression (found by tests/test_fuzz_consumer.py): each byte became a 6-byte "\ufffd" in
+    # the DLQ record, which outgrew max_payload; the publish failed and the batch looped
+    world.write_pipeline("shop")
+    await world.start_worker()
+    await world.bus.js.publish("promoter.events.image.built", b"\xff" * 500_000)
+    [letter] = await _dead_letters(world, 1)
+    assert str(letter["reason"]).startswith("event is not valid JSON: not UTF-8 text")
+    assert (letter["deliveries"], letter["truncated"]) == (1, 500_000)
+    assert 0 < len(str(letter["data"])) < 500_000
 
 
 async def test_two_workers_share_the_load_without_duplicate_effects(world: Harness) -> None:
@@ -311,6 +343,27 @@ async def test_an_event_never_settled_is_dead_lettered_from_the_advisory(tmp_pat
         assert (await harness.env("shop", "dev"))["live"] == {}
     finally:
         await harness.close()
+
+
+async def test_an_exhausted_event_its_pipeline_already_planned_is_not_dead_lettered(
+    world: Harness,
+) -> None:
+    world.write_pipeline("shop")
+    await publish_pipelines(world.bus, load_targets([world.pipelines]))
+    await world.image("1.0.0", 1)  # planned, then its workers were killed before the ack
+    await world.image("1.1.0", 2)  # never planned
+    planned = parse_event((await world.bus.js.get_msg("PROMOTER_EVENTS", 1)).data or b"")
+    store = StateStore(world.bus.state, world.bus.js)
+    record, revision = await store.load("shop")
+    record.mark_applied(event_msg_id(planned.source, planned.id))
+    await store.save(record, revision)
+
+    await exhausted(world.bus, 1, 10)
+    await exhausted(world.bus, 2, 10)
+
+    assert (await world.bus.js.stream_info(DLQ_STREAM)).state.messages == 1
+    [letter] = await _dead_letters(world, 1)
+    assert json.loads(str(letter["data"]))["data"]["tag"] == "1.1.0"
 
 
 async def _dead_letters(world: Harness, count: int) -> list[dict[str, object]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,9 +13,10 @@ from gitfixtures import make_remote, remote_log
 
 from promoter.core.pipeline import is_local_location
 from promoter.errors import ConfigurationError, TransientError
-from promoter.runtime.bus import Bus
+from promoter.runtime.bus import Bus, connect
 from promoter.runtime.effects import Workspaces
 from promoter.runtime.failpoints import Failpoints
+from promoter.runtime.natsserver import EmbeddedServer, free_port, nats_server_path, wait_for_port
 from promoter.runtime.store import Leases, Record, StaleRecordError, StateStore
 from promoter.scm.base import PullRequestSpec, Review
 from promoter.scm.local import LocalPullRequests
@@ -185,6 +188,44 @@ async def test_an_unreachable_nats_url_is_reported_without_its_password(
     ) as info:
         await bus_module.connect("nats://user:secret@127.0.0.1:9", name="test")
     assert "secret" not in str(info.value)
+
+
+async def test_several_urls_connect_to_one_that_answers(tmp_path: Path) -> None:
+    server = EmbeddedServer(tmp_path / "nats").start()
+    try:
+        seeds = f"nats://127.0.0.1:{free_port()}, {server.url}"  # the first one is down
+        connected = await connect(seeds, name="test")
+        assert connected.nc.connected_url is not None
+        assert connected.nc.connected_url.port == server.port
+        await connected.close()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def nats_without_jetstream() -> Iterator[str]:
+    """A plain nats-server (no JetStream) on 127.0.0.1; its URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [nats_server_path(), "-a", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process=server)
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        server.kill()
+        server.wait()
+
+
+async def test_a_server_without_jetstream_is_reported_at_once(nats_without_jetstream: str) -> None:
+    import promoter.runtime.bus as bus_module  # noqa: PLC0415
+
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TransientError, match="answers but JetStream does not"):
+        await bus_module.connect(nats_without_jetstream, name="test")
+    assert asyncio.get_running_loop().time() - started < bus_module.LAYOUT_WAIT / 2
 
 
 async def test_a_kept_lease_outlives_its_ttl_until_the_block_ends(bus: Bus) -> None:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from datetime import UTC, datetime
 
 import structlog
 from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 
-from promoter.runtime.bus import CONSUMER, EVENTS_STREAM, Bus
-from promoter.runtime.store import Record
+from promoter.core.events import parse_event
+from promoter.core.observations import observe_event
+from promoter.core.router import Router
+from promoter.errors import EventError
+from promoter.runtime.bus import CONSUMER, EVENTS_STREAM, Bus, event_msg_id
+from promoter.runtime.report import compiled_pipelines
+from promoter.runtime.store import Record, StateStore
 from promoter.runtime.timers import Timers
 
 __all__ = ["dead_letter_exhausted", "watch_records"]
@@ -51,8 +57,10 @@ async def dead_letter_exhausted(bus: Bus) -> None:
     """Dead-letter events the server gave up on (the MAX_DELIVERIES advisory).
 
     This catches what settling cannot: an event whose last delivery was never settled, for
-    example because it crashed the worker each time. One worker of the queue group handles each
-    advisory; the DLQ record is deduplicated by stream sequence.
+    example because it crashed the worker each time. An event every pipeline it concerns has
+    already planned is not lost (its outbox is in their records, which any worker finishes), so
+    it is not dead-lettered. One worker of the queue group handles each advisory; the DLQ
+    record is deduplicated by stream sequence.
     """
     subject = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{EVENTS_STREAM}.{CONSUMER}"
     queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -76,6 +84,9 @@ async def _exhausted(bus: Bus, seq: int, deliveries: int) -> None:
     except Exception:  # noqa: BLE001 (the event may have aged out of the stream)
         log.warning("exhausted event is gone from the stream", stream_seq=seq)
         return
+    if await _planned_everywhere(bus, stored.data or b""):
+        log.info("exhausted event was planned already; its outbox is carried out", stream_seq=seq)
+        return
     reason = f"not processed after {deliveries} deliveries (the worker failed or stopped each time)"
     log.warning("event dead-lettered", reason=reason, stream_seq=seq)
     await bus.dead_letter(
@@ -85,3 +96,20 @@ async def _exhausted(bus: Bus, seq: int, deliveries: int) -> None:
         seq=seq,
         deliveries=deliveries,
     )
+
+
+async def _planned_everywhere(bus: Bus, data: bytes) -> bool:
+    """Whether every pipeline the event concerns has its key among the events it planned."""
+    try:
+        event = parse_event(data)
+    except EventError:
+        return False
+    router = Router((await compiled_pipelines(bus)).values())
+    names = router.route(observe_event(event, datetime.now(UTC)))
+    key = event_msg_id(event.source, event.id)
+    store = StateStore(bus.state, bus.js)
+    for name in names:
+        record, _ = await store.load(name)
+        if key not in record.applied:
+            return False
+    return bool(names)

@@ -37,6 +37,7 @@ __all__ = [
     "BusOptions",
     "connect",
     "event_msg_id",
+    "servers",
 ]
 
 log = structlog.get_logger(__name__)
@@ -166,6 +167,11 @@ async def kv_keys(js: JetStreamContext, bucket: str, prefix: str = "") -> list[s
     return sorted(subject.removeprefix(head) for subject in (info.state.subjects or {}))
 
 
+def servers(url: str) -> list[str]:
+    """The server URLs in `url`: one, or several separated by commas (a cluster's seeds)."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 def redact_url(url: str) -> str:
     """`url` without the password or token in its user part."""
     return re.sub(r"//[^@/]*@", "//***@", url)
@@ -259,7 +265,7 @@ async def connect(url: str, *, name: str, options: BusOptions | None = None) -> 
         # CONNECT_WAIT is an error to report, not a loop to sit in.
         nc = await asyncio.wait_for(
             nats.connect(
-                url,
+                servers(url),
                 name=name,
                 connect_timeout=2,
                 reconnect_time_wait=0.2,

@@ -205,8 +205,8 @@ def common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--nats-url",
         metavar="URL",
-        help="NATS server (default: PROMOTER_NATS_URL, else the "
-        "state dir's embedded server, started if none runs)",
+        help="NATS server, or several separated by commas (a cluster) (default: "
+        "PROMOTER_NATS_URL, else the state dir's embedded server, started if none runs)",
     )
     parser.add_argument(
         "--state-dir", metavar="DIR", help="local state (default: PROMOTER_STATE_DIR or .promoter/)"

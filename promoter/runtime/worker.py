@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import structlog
@@ -124,9 +124,13 @@ class Worker:
     # --- events -------------------------------------------------------------------------
 
     async def handle_batch(self, msgs: list[Msg]) -> None:
-        """Plan every message of a fetched batch, carry out effects, then ack or nak each."""
+        """Plan every message of a fetched batch and carry out effects; settle each one early.
+
+        A message is acked (or nakked) as soon as every pipeline it concerns is done, so a
+        slow pipeline holds back only its own events, not the whole batch.
+        """
         work: dict[str, list[Item]] = {}
-        wanted: dict[int, tuple[Msg, list[str]]] = {}
+        waiting: list[tuple[Msg, list[str]]] = []
         for msg in msgs:
             routed = await self._route(msg)
             if routed is None:
@@ -134,15 +138,21 @@ class Worker:
             key, observation, names = routed
             for name in names:
                 work.setdefault(name, []).append((key, observation))
-            wanted[id(msg)] = (msg, names)
-        alive = self._keep_alive([m for m, _ in wanted.values()])
-        heartbeat = asyncio.create_task(alive)
+            waiting.append((msg, names))
+        done: dict[str, bool] = {}
+
+        async def finished(name: str, recorded: bool) -> None:
+            done[name] = recorded
+            for entry in [w for w in waiting if all(n in done for n in w[1])]:
+                if entry in waiting:  # another pipeline's finish may have settled it meanwhile
+                    waiting.remove(entry)
+                    await self._settle(entry[0], all(done[n] for n in entry[1]))
+
+        heartbeat = asyncio.create_task(self._keep_alive(waiting))
         try:
-            done = await self._process_all(work)
+            await self._process_all(work, finished)
         finally:
             heartbeat.cancel()
-        for msg, names in wanted.values():
-            await self._settle(msg, all(done.get(n, False) for n in names))
 
     async def _route(self, msg: Msg) -> tuple[str, Observation, list[str]] | None:
         try:
@@ -194,25 +204,29 @@ class Worker:
         )
         await msg.term()
 
-    async def _keep_alive(self, msgs: list[Msg]) -> None:
+    async def _keep_alive(self, waiting: list[tuple[Msg, list[str]]]) -> None:
+        """Tell the server the messages not settled yet are still being worked on."""
         while True:
             await asyncio.sleep(self.options.ack_wait / 3)
-            for msg in msgs:
+            for msg, _ in list(waiting):
                 with contextlib.suppress(Exception):
                     await msg.in_progress()
 
-    async def _process_all(self, work: dict[str, list[Item]]) -> dict[str, bool]:
+    async def _process_all(
+        self, work: dict[str, list[Item]], finished: Callable[[str, bool], Awaitable[None]]
+    ) -> None:
         limit = asyncio.Semaphore(self.options.concurrency)
 
-        async def one(name: str, items: list[Item]) -> tuple[str, bool]:
+        async def one(name: str, items: list[Item]) -> None:
             async with limit:
                 try:
-                    return name, await self.process(name, items)
+                    recorded = await self.process(name, items)
                 except Exception:  # one pipeline's crash must not fail the others' events
                     log.exception("planning crashed; its events will be retried", pipeline=name)
-                    return name, False
+                    recorded = False
+            await finished(name, recorded)
 
-        return dict(await asyncio.gather(*(one(n, i) for n, i in work.items())))
+        await asyncio.gather(*(one(n, i) for n, i in work.items()))
 
     async def _settle(self, msg: Msg, recorded: bool) -> None:
         self.failpoints.hit("before-ack")
@@ -260,6 +274,8 @@ class Worker:
         """Plan `items` for one pipeline under its lease and record; True once recorded."""
         lease = await self._lease(name, self.options.ack_wait / 2)
         if lease is None:
+            if await self._planned(name, items):
+                return True  # recorded already: the lease holder carries out the outbox
             log.info("pipeline busy; will retry", pipeline=name)
             return False
         try:
@@ -287,6 +303,11 @@ class Worker:
         """Plan `observation` on the record's state, in place (the record is this call's own)."""
         compiled = self.targets[record.pipeline].compiled
         self._absorb(record, apply(compiled, record.state, observation, self.clock()))
+
+    async def _planned(self, name: str, items: Sequence[Item]) -> bool:
+        """Whether every event among `items` is in the pipeline's record already."""
+        record, _ = await self.store.load(name)
+        return all(key is not None and key in record.applied for key, _ in items)
 
     def _absorb(self, record: Record, result: Plan) -> None:
         now = self.clock()
