@@ -18,7 +18,7 @@ import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 
-from promoter.runtime.natsserver import free_port, nats_server_path, wait_for_port
+from promoter.runtime.natsserver import free_port, launch
 
 __all__ = ["ClusterNode", "NatsCluster", "new_leader", "stream_leader"]
 
@@ -67,14 +67,7 @@ class ClusterNode:
         conf = self.root / "nats-server.conf"
         conf.write_text(self.config(peers))
         self._log = (self.root / "nats-server.log").open("ab")
-        self.process = subprocess.Popen(
-            [nats_server_path(), "-c", str(conf)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        wait_for_port(self.port, process=self.process)
+        self.process = launch(conf, self._log, self.port)
 
     def kill(self) -> None:
         """SIGKILL the server and reap it."""

@@ -22,7 +22,14 @@ import structlog
 
 from promoter.errors import ConfigurationError, TransientError
 
-__all__ = ["EmbeddedServer", "StateDirServer", "free_port", "nats_server_path", "wait_for_port"]
+__all__ = [
+    "EmbeddedServer",
+    "StateDirServer",
+    "free_port",
+    "launch",
+    "nats_server_path",
+    "wait_for_port",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +83,19 @@ def wait_for_port(
     raise TransientError(f"nats-server did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
+def launch(conf: Path, log_file: IO[bytes], port: int) -> subprocess.Popen[bytes]:
+    """Start nats-server with config file `conf`, logging to `log_file`; wait for `port`."""
+    process = subprocess.Popen(  # the binary path is resolved, argv is fixed
+        [nats_server_path(), "-c", str(conf)],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_for_port(port, process=process)
+    return process
+
+
 def _config(port: int, store: Path, *, sync_always: bool) -> str:
     lines = [
         'listen: "127.0.0.1:%d"' % port,  # noqa: UP031 (braces of the config would need escaping)
@@ -122,14 +142,7 @@ class EmbeddedServer:
             )
         )
         self._log = (self.data_dir / "nats-server.log").open("ab")
-        self.process = subprocess.Popen(  # the binary path is resolved, argv is fixed
-            [nats_server_path(), "-c", str(conf)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        wait_for_port(self.port, process=self.process)
+        self.process = launch(conf, self._log, self.port)
         log.debug("nats-server started", url=self.url, pid=self.process.pid)
         return self
 
