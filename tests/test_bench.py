@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from promoter.bench import SCENARIOS
 from promoter.bench.report import GOALS, Progress, goals_met, render
-from promoter.bench.runner import SCENARIOS, Sizes, run_bench
+from promoter.bench.runner import Sizes, run_bench
 
 TINY = Sizes(samples=5, rounds=2, events=400, builds=100, pipelines=30, scale_events=5)
 KEYS = {
@@ -85,6 +86,15 @@ def test_an_unknown_scenario_is_refused_with_the_choices() -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "invalid choice: 'nope'" in done.stderr and "latency" in done.stderr
+
+
+def test_zero_samples_are_refused() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "promoter", "bench", "--samples", "0"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--samples: 0 is too few; give at least 1" in done.stderr
 
 
 def test_the_progress_bar_draws_on_a_terminal_only() -> None:

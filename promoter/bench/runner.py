@@ -17,9 +17,7 @@ from promoter.bench.scale import scale
 from promoter.bench.scenarios import burst, event_to_pr, events_per_s
 from promoter.bench.world import BenchWorld
 
-__all__ = ["QUICK", "SCENARIOS", "Sizes", "run_bench"]
-
-SCENARIOS = ["floors", "latency", "github", "throughput", "burst", "scale"]
+__all__ = ["QUICK", "Sizes", "run_bench"]
 
 
 @dataclass(frozen=True)

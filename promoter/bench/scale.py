@@ -14,7 +14,7 @@ from typing import Any
 import nats.errors
 
 from promoter.bench.report import Progress, summary
-from promoter.bench.world import APPROVAL_DEV, BenchWorld, environment
+from promoter.bench.world import PIPELINE, BenchWorld, environment
 from promoter.errors import TransientError
 from promoter.runtime.app import utc_now
 from promoter.runtime.emit import health_event
@@ -34,7 +34,7 @@ def _write_pipelines(directory: Path, prefix: str, count: int, url: str) -> None
     )
     for i in range(count):
         name = f"{prefix}{i}"
-        text = APPROVAL_DEV.format(
+        text = PIPELINE.format(
             name=name, url=url, image=f"ghcr.io/scale/{name}", environments=envs, extra=""
         )
         (directory / f"{name}.yaml").write_text(text, encoding="utf-8")

@@ -19,11 +19,11 @@ from promoter.runtime.providers import GitHubSetup
 from promoter.runtime.store import StateStore
 from promoter.runtime.worker import Worker
 
-__all__ = ["APPROVAL_DEV", "BenchWorld", "digest", "git", "seed_remote"]
+__all__ = ["PIPELINE", "BenchWorld", "digest", "environment", "git", "seed_remote"]
 
 VALUES = "image:\n  tag: 0.0.0\n"
 
-APPROVAL_DEV = """apiVersion: promoter/v1
+PIPELINE = """apiVersion: promoter/v1
 kind: Pipeline
 metadata: {{name: {name}}}
 spec:
@@ -116,7 +116,7 @@ class BenchWorld:
         self, name: str, url: str, image: str, environments: list[str], extra: str = ""
     ) -> None:
         """Write pipeline `name` over repository `url`, watching `image`."""
-        text = APPROVAL_DEV.format(
+        text = PIPELINE.format(
             name=name, url=url, image=image, environments="\n".join(environments), extra=extra
         )
         (self.pipelines / f"{name}.yaml").write_text(text, encoding="utf-8")
