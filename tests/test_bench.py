@@ -26,6 +26,12 @@ KEYS = {
 }
 
 
+def _bench(*args: str) -> subprocess.CompletedProcess[str]:
+    """`promoter bench ARGS` as a subprocess."""
+    argv = [sys.executable, "-m", "promoter", "bench", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -66,11 +72,7 @@ def test_github_requests_per_open_and_merge_are_counted(results: dict[str, Any])
 
 
 def test_the_cli_prints_one_json_object_for_the_chosen_scenarios() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "promoter", "bench", "--json", "--quick", "--scenario", "floors",
-         "--samples", "3"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    done = _bench("--json", "--quick", "--scenario", "floors", "--samples", "3")
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
     assert set(results) == {"machine", "floor_git_commit_push_ms", "floor_nats_roundtrip_ms",
@@ -80,19 +82,13 @@ def test_the_cli_prints_one_json_object_for_the_chosen_scenarios() -> None:
 
 
 def test_an_unknown_scenario_is_refused_with_the_choices() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "promoter", "bench", "--scenario", "nope"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    done = _bench("--scenario", "nope")
     assert done.returncode == 2
     assert "invalid choice: 'nope'" in done.stderr and "latency" in done.stderr
 
 
 def test_zero_samples_are_refused() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "promoter", "bench", "--samples", "0"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    done = _bench("--samples", "0")
     assert done.returncode == 2
     assert "--samples: 0 is too few; give at least 1" in done.stderr
 

@@ -13,7 +13,7 @@ from promoter.bench.report import Progress, summary
 from promoter.bench.world import BenchWorld, digest, environment
 from promoter.errors import TransientError
 from promoter.runtime.app import utc_now
-from promoter.runtime.bus import CONSUMER, EVENTS_STREAM, kv_keys
+from promoter.runtime.bus import CONSUMER, EVENTS_STREAM, PR_BUCKET, kv_keys
 from promoter.runtime.emit import health_event, image_event
 
 __all__ = ["burst", "event_to_pr", "events_per_s"]
@@ -117,7 +117,7 @@ def _pushes(world: BenchWorld, branch: str) -> int:
 
 async def _open_prs(world: BenchWorld, pipeline: str) -> list[dict[str, Any]]:
     found = []
-    for key in await kv_keys(world.bus.js, "promoter-prs", "pr."):
+    for key in await kv_keys(world.bus.js, PR_BUCKET, "pr."):
         entry = await world.bus.prs.get(key)
         pr = json.loads(entry.value or b"{}")
         if pr.get("pipeline") == pipeline and pr.get("state") == "open":

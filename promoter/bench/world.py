@@ -13,6 +13,7 @@ from pathlib import Path
 from promoter.errors import ConfigurationError, TransientError
 from promoter.runtime.app import Runtime, load_targets, publish_pipelines, utc_now
 from promoter.runtime.bus import CONSUMER, EVENTS_STREAM, Bus, BusOptions, connect
+from promoter.runtime.effects import Target
 from promoter.runtime.natsserver import EmbeddedServer
 from promoter.runtime.options import WorkerOptions
 from promoter.runtime.providers import GitHubSetup
@@ -127,16 +128,20 @@ class BenchWorld:
         """Run a worker in this process over every pipeline written so far."""
         targets = load_targets([self.pipelines])
         await publish_pipelines(self.bus, targets)
-        worker = self.worker(options, github)
+        worker = self.worker(options, github, targets)
         self.run(worker)
         return worker
 
     def worker(
-        self, options: WorkerOptions | None = None, github: GitHubSetup | None = None
+        self,
+        options: WorkerOptions | None = None,
+        github: GitHubSetup | None = None,
+        targets: dict[str, Target] | None = None,
     ) -> Worker:
-        """A worker over every pipeline written so far, not yet running."""
+        """A worker over `targets` (default: every pipeline written so far), not yet running."""
         runtime = Runtime(self.bus, self.root / "state", utc_now, github)
-        return runtime.worker(load_targets([self.pipelines]), options or WorkerOptions(), "bench")
+        chosen = targets if targets is not None else load_targets([self.pipelines])
+        return runtime.worker(chosen, options or WorkerOptions(), "bench")
 
     def run(self, worker: Worker) -> None:
         """Start consuming with `worker`."""

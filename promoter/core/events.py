@@ -53,6 +53,8 @@ GITHUB_WEBHOOK_SOURCE = "/hooks/github"
 """The CloudEvent source of events the gateway makes from GitHub webhooks."""
 DIGEST_PATTERN = r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$"
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_MAY_HOLD_SURROGATE = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")
+"""In JSON text: a surrogate, or the escape that makes one (a cheap scan before the walk)."""
 HealthStatus = Literal["healthy", "progressing", "degraded", "unknown"]
 
 
@@ -248,14 +250,17 @@ def _lone_surrogate(value: Any) -> str | None:
     return None
 
 
-def _decode(raw: bytes | str) -> Any:
-    """JSON text (bytes must be UTF-8) to Python values; EventError says why it is not."""
+def _decode(raw: bytes | str) -> tuple[Any, bool]:
+    """JSON text (bytes must be UTF-8) to Python values, and whether a surrogate may be in them.
+
+    EventError says why the text is not JSON.
+    """
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as exc:
         raise EventError(f"event is not valid JSON: not UTF-8 text ({exc})") from None
     try:
-        return json.loads(text)
+        return json.loads(text), _MAY_HOLD_SURROGATE.search(text) is not None
     except ValueError as exc:
         raise EventError(f"event is not valid JSON: {exc}") from None
     except RecursionError:
@@ -264,11 +269,12 @@ def _decode(raw: bytes | str) -> Any:
 
 def parse_event(raw: bytes | str | Mapping[str, Any]) -> PromoterEvent:
     """Decode and validate one structured-mode CloudEvent; EventError says what is wrong."""
+    suspect = True
     if isinstance(raw, bytes | str):
-        raw = _decode(raw)
+        raw, suspect = _decode(raw)
     if not isinstance(raw, Mapping):
         raise EventError("event must be a JSON object (a structured-mode CloudEvent)")
-    surrogate = _lone_surrogate(raw)
+    surrogate = _lone_surrogate(raw) if suspect else None
     if surrogate is not None:
         raise EventError(
             f"event text has a lone UTF-16 surrogate ({surrogate!r}); it cannot be stored as UTF-8"

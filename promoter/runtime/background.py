@@ -109,7 +109,6 @@ async def _planned_everywhere(bus: Bus, data: bytes) -> bool:
     key = event_msg_id(event.source, event.id)
     store = StateStore(bus.state, bus.js)
     for name in names:
-        record, _ = await store.load(name)
-        if key not in record.applied:
+        if not await store.planned(name, [key]):
             return False
     return bool(names)

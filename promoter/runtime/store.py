@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
 
 from nats.js import JetStreamContext
@@ -109,6 +109,11 @@ class StateStore:
         if entry.value is None:
             return Record(pipeline=pipeline), 0
         return Record.model_validate_json(entry.value), int(entry.revision or 0)
+
+    async def planned(self, pipeline: str, keys: Iterable[str | None]) -> bool:
+        """Whether the pipeline's record lists every one of these event keys (None: never)."""
+        record, _ = await self.load(pipeline)
+        return all(key is not None and key in record.applied for key in keys)
 
     async def save(self, record: Record, revision: int) -> int:
         """Write if the stored revision is still `revision`; StaleRecordError otherwise."""

@@ -274,7 +274,7 @@ class Worker:
         """Plan `items` for one pipeline under its lease and record; True once recorded."""
         lease = await self._lease(name, self.options.ack_wait / 2)
         if lease is None:
-            if await self._planned(name, items):
+            if await self.store.planned(name, (key for key, _ in items)):
                 return True  # recorded already: the lease holder carries out the outbox
             log.info("pipeline busy; will retry", pipeline=name)
             return False
@@ -303,11 +303,6 @@ class Worker:
         """Plan `observation` on the record's state, in place (the record is this call's own)."""
         compiled = self.targets[record.pipeline].compiled
         self._absorb(record, apply(compiled, record.state, observation, self.clock()))
-
-    async def _planned(self, name: str, items: Sequence[Item]) -> bool:
-        """Whether every event among `items` is in the pipeline's record already."""
-        record, _ = await self.store.load(name)
-        return all(key is not None and key in record.applied for key, _ in items)
 
     def _absorb(self, record: Record, result: Plan) -> None:
         now = self.clock()
