@@ -58,6 +58,21 @@ class Settings(BaseSettings):
     nats_replicas: int = Field(
         1, ge=1, le=5, description="Replicas of promoter's streams and KV buckets (3 on a cluster)."
     )
+    http_host: str = Field(
+        "127.0.0.1",
+        description="Address `promoter run` serves probes, metrics and the dashboard on "
+        "(0.0.0.0 in a container).",
+    )
+    http_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port of `promoter run`'s HTTP server (/healthz, /readyz, /metrics, the "
+        "dashboard); unset: none.",
+    )
+    repo_check_interval: float = Field(
+        60.0, gt=0, description="Seconds between checks that every pipeline's repository answers."
+    )
     gateway_host: str = Field("127.0.0.1", description="Address `promoter gateway` listens on.")
     gateway_port: int = Field(8080, ge=0, le=65535, description="Port of `promoter gateway`.")
     gateway_max_body: int = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from harness import Harness
 
@@ -12,10 +13,12 @@ from promoter.runtime.worker import Item, Worker
 class _CrashingShop(Worker):
     """A worker whose planning of pipeline `shop` crashes (a bug in one pipeline's path)."""
 
-    async def process(self, name: str, items: Sequence[Item]) -> bool:
+    async def process(
+        self, name: str, items: Sequence[Item], arrived: datetime | None = None
+    ) -> bool:
         if name == "shop":
             raise RuntimeError("planning bug")
-        return await super().process(name, items)
+        return await super().process(name, items, arrived)
 
 
 async def test_a_crash_planning_one_pipeline_leaves_the_others_promoted(world: Harness) -> None:

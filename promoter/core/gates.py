@@ -11,7 +11,24 @@ from promoter.core.state import Bundle, PendingPR, PipelineState
 from promoter.core.versions import artifact_variables
 from promoter.core.windows import is_open, next_opening
 
-__all__ = ["GateResult", "merge_gates", "proposal_gates", "valid_approvers"]
+__all__ = ["GATE_CODES", "GateResult", "merge_gates", "proposal_gates", "valid_approvers"]
+
+GATE_CODES = frozenset(
+    {
+        "upstream-degraded",
+        "health",
+        "soak",
+        "held",
+        "jurisdiction",
+        "when",
+        "changes-requested",
+        "approvals",
+        "window",
+        "refused",
+    }
+)
+"""The codes of `GateResult.blocks` (and "refused": a rolled-back bundle is not offered again):
+what `explain`, block decisions and metrics name."""
 
 
 def _stamp(at: datetime) -> str:

@@ -16,7 +16,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.worker_logs and args.log_level is None:
         configure_logging("warning", args.log_format or args.settings.log_format)
 
-    return asyncio.run(run_demo(sys.stdout, keep=args.keep, provider=args.provider))
+    return asyncio.run(
+        run_demo(sys.stdout, keep=args.keep, provider=args.provider, http_port=args.http_port)
+    )
 
 
 def add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,5 +43,12 @@ def add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
         default="local",
         help="where the PRs live: local (a bare repository and PR records in NATS) or github "
         "(the bundled GitHub REST emulator, driven through PyGithub, reviews by webhook)",
+    )
+    demo.add_argument(
+        "--http-port",
+        type=int,
+        metavar="PORT",
+        help="serve the dashboard, probes and metrics on 127.0.0.1:PORT (0: any free port) "
+        "while the story plays, and afterwards until Ctrl-C",
     )
     demo.set_defaults(handler=_cmd_demo)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -21,6 +22,7 @@ from promoter.runtime.emit import health_event, image_event, model_event
 from promoter.runtime.natsserver import EmbeddedServer
 from promoter.runtime.options import WorkerOptions
 from promoter.runtime.report import status, status_table
+from promoter.web.server import worker_http
 
 __all__ = ["run_demo", "seed_repository"]
 
@@ -184,8 +186,14 @@ async def _github(stack: AsyncExitStack, root: Path, bus: Bus, out: TextIO) -> G
     return stage
 
 
-async def run_demo(out: TextIO, *, keep: str | None = None, provider: str = "local") -> int:
-    """Play the demo in a temporary directory (or `keep`); 0 when the story completed."""
+async def run_demo(
+    out: TextIO, *, keep: str | None = None, provider: str = "local", http_port: int | None = None
+) -> int:
+    """Play the demo in a temporary directory (or `keep`); 0 when the story completed.
+
+    With `http_port`, the worker's dashboard, probes and metrics are served on 127.0.0.1 while
+    the story plays, and afterwards until SIGINT or SIGTERM.
+    """
     async with AsyncExitStack() as stack:
         if keep:
             root = Path(keep)
@@ -205,6 +213,10 @@ async def run_demo(out: TextIO, *, keep: str | None = None, provider: str = "loc
         task = asyncio.create_task(worker.run())
         story = Story(bus, runtime, out, stage)
         print(f"promoter demo in {root} (embedded NATS {server.url})", file=out)
+        if http_port is not None:
+            http = worker_http(worker, runtime.workspaces, "127.0.0.1", http_port, check_every=5.0)
+            bound = await stack.enter_async_context(http)
+            print(f"dashboard: http://127.0.0.1:{bound}/", file=out, flush=True)
         try:
             await story.play()
         finally:
@@ -220,4 +232,21 @@ async def run_demo(out: TextIO, *, keep: str | None = None, provider: str = "loc
             print(f"\n{stage.summary()}", file=out)
         if keep:
             print(f"\nkept in {root}: try `promoter status --state-dir {root}`", file=out)
+        if http_port is not None:
+            print(f"\ndashboard still at http://127.0.0.1:{bound}/ (Ctrl-C to stop)", file=out)
+            out.flush()
+            await _until_stopped()
         return 0
+
+
+async def _until_stopped() -> None:
+    """Wait for SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

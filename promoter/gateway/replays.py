@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from dataclasses import dataclass
 from typing import Protocol
@@ -11,6 +10,8 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+
+from promoter.runtime.metrics import cas_conflict
 
 __all__ = ["REPLAY_BUCKET", "KvReplays", "Replays", "fingerprint", "kv_replays"]
 
@@ -55,8 +56,10 @@ class KvReplays:
 
     async def remember(self, key: str) -> None:
         """Remember `key` for the window (a concurrent identical delivery may have done it)."""
-        with contextlib.suppress(KeyWrongLastSequenceError):
+        try:
             await self.kv.create(key, b"", msg_ttl=self.window)
+        except KeyWrongLastSequenceError:
+            cas_conflict("replays")
 
 
 async def kv_replays(js: JetStreamContext, window: float, replicas: int = 1) -> KvReplays:

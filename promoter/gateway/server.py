@@ -16,6 +16,7 @@ from aiohttp import web
 from promoter.gateway.replays import Replays, fingerprint
 from promoter.sources.base import Delivery, DeliveryError, Normalized, SourceConfig
 from promoter.sources.registry import SOURCES, InternalError, normalize
+from promoter.web.serving import serve_app
 
 __all__ = ["EventSink", "Gateway", "serve"]
 
@@ -180,13 +181,5 @@ class Gateway:
 @asynccontextmanager
 async def serve(gateway: Gateway, host: str, port: int) -> AsyncIterator[int]:
     """Serve `gateway` on host:port until the block exits; yields the bound port (port 0: any)."""
-    runner = web.AppRunner(
-        gateway.app(), access_log=None, handle_signals=False, shutdown_timeout=5.0
-    )
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        bound: int = runner.addresses[0][1]
+    async with serve_app(gateway.app(), host, port) as bound:
         yield bound
-    finally:
-        await runner.cleanup()

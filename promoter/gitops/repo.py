@@ -68,6 +68,7 @@ FRESH_FOR = 1.0
 
 _SHA = re.compile(r"[0-9a-f]{7,64}")
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_LS_REMOTE_NO_MATCH = 2  # `git ls-remote --exit-code`: the remote answered without that ref
 
 _T = TypeVar("_T")
 _T_co = TypeVar("_T_co", covariant=True)
@@ -279,6 +280,23 @@ class Workspace:
         with self._session():
             self._fetch()
             return self._git.sha(f"refs/remotes/origin/{branch}")
+
+    def reachable(self, branch: str) -> str | None:
+        """None if the remote answers and has `branch`, else what is wrong (no clone, no lock).
+
+        Raises:
+            TransientError: The remote did not answer in time.
+        """
+        self._root.mkdir(parents=True, exist_ok=True)
+        result = self._runner(self._root).call(
+            "ls-remote", "--exit-code", "--heads", self._url, f"refs/heads/{branch}", network=True
+        )
+        if result.status == 0:
+            return None
+        if result.status == _LS_REMOTE_NO_MATCH:
+            return f"{self._name} has no branch {branch}"
+        said = result.stderr.splitlines()[-1] if result.stderr else f"exit {result.status}"
+        return f"{self._name}: {said}"
 
     def read_file(self, ref: str, path: str) -> str | None:
         """Return the text of `path` at `ref` (`origin/main`, a sha), or None if absent.

@@ -16,6 +16,7 @@ from promoter.core.observations import observe_event
 from promoter.core.router import Router
 from promoter.errors import EventError
 from promoter.runtime.bus import CONSUMER, EVENTS_STREAM, Bus, event_msg_id
+from promoter.runtime.metrics import DEAD_LETTERS
 from promoter.runtime.report import compiled_pipelines
 from promoter.runtime.store import Record, StateStore
 from promoter.runtime.timers import Timers
@@ -89,6 +90,7 @@ async def _exhausted(bus: Bus, seq: int, deliveries: int) -> None:
         return
     reason = f"not processed after {deliveries} deliveries (the worker failed or stopped each time)"
     log.warning("event dead-lettered", reason=reason, stream_seq=seq)
+    DEAD_LETTERS.labels(cause="max_deliveries").inc()
     await bus.dead_letter(
         reason,
         subject=stored.subject or "",

@@ -13,6 +13,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from promoter.errors import TransientError
+from promoter.runtime.metrics import GITHUB_WRITE_BUDGET, cas_conflict
 
 __all__ = ["KvTokenBucket", "Rate", "github_rates"]
 
@@ -90,6 +91,7 @@ class KvTokenBucket:
             else:
                 await self.kv.update(self.key, body, last=revision)
         except KeyWrongLastSequenceError:
+            cas_conflict("budget")
             return False
         return True
 
@@ -109,6 +111,7 @@ class KvTokenBucket:
             )
             if short <= 0:
                 if await self._store([level - 1 for level in levels], now, revision):
+                    GITHUB_WRITE_BUDGET.set(min(levels) - 1)
                     return
                 continue
             if waited + short > self.max_wait:

@@ -72,12 +72,27 @@ def _run(args: argparse.Namespace) -> int:
     github = github_setup(settings)
     require_github(targets, github)
     options = worker_options(settings)
+    port = settings.http_port if args.http_port is None else args.http_port
+    host = args.http_host or settings.http_host
 
     async def work(_args: argparse.Namespace, bus: Bus) -> int:
         publishing = publish_in_background(bus, targets)  # events need not wait for it
         runtime = Runtime(bus, Path(args.state_dir or settings.state_dir), github=github)
+        worker = runtime.worker(targets, options, worker_name())
         try:
-            await run_worker(runtime.worker(targets, options, worker_name()))
+            async with contextlib.AsyncExitStack() as stack:
+                if port is not None:
+                    from promoter.web.server import worker_http  # noqa: PLC0415 (only with HTTP)
+
+                    http = worker_http(
+                        worker,
+                        runtime.workspaces,
+                        host,
+                        port,
+                        check_every=settings.repo_check_interval,
+                    )
+                    await stack.enter_async_context(http)
+                await run_worker(worker)
         finally:
             publishing.cancel()  # done long before, unless NATS went away: the next start redoes it
             with contextlib.suppress(asyncio.CancelledError):
@@ -282,6 +297,18 @@ def add_runtime_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     )
     common_options(run)
     run.add_argument("--pipelines", required=True, metavar="DIR", help="pipeline file or directory")
+    run.add_argument(
+        "--http-port",
+        type=int,
+        metavar="PORT",
+        help="serve /healthz, /readyz, /metrics and the dashboard on PORT "
+        "(default: PROMOTER_HTTP_PORT; unset: no HTTP server)",
+    )
+    run.add_argument(
+        "--http-host",
+        metavar="ADDR",
+        help="address for --http-port (default: PROMOTER_HTTP_HOST or 127.0.0.1)",
+    )
     run.set_defaults(handler=_run)
     _add_emit(commands)
 

@@ -33,6 +33,7 @@ class Consumer:
         self.bus = bus
         self.options = options
         self.stopping = stopping
+        self.bound = False  # subscribed, and the last fetch did not fail
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         return await self.bus.js.pull_subscribe_bind(durable=CONSUMER, stream=EVENTS_STREAM)
@@ -52,11 +53,13 @@ class Consumer:
             try:
                 if sub is None:
                     sub = await self._subscribe()
+                    self.bound = True
                 msgs = await sub.fetch(self.options.batch, timeout=self.options.fetch_timeout)
             except (nats.errors.TimeoutError, TimeoutError):
                 msgs = []  # nothing to fetch right now
             except Exception as exc:  # noqa: BLE001 (disconnects surface as many error types)
                 log.info("fetch failed; re-subscribing", error=repr(exc))
+                self.bound = False
                 await self._drop(sub)
                 sub = None
                 await asyncio.sleep(0.2)
@@ -72,8 +75,10 @@ class Consumer:
                 idle_since = time.monotonic()
                 if sub is not None and await self._stalled(sub):
                     log.warning("pull subscription went silent; re-subscribing")
+                    self.bound = False
                     await self._drop(sub)
                     sub = None
+        self.bound = False
         await self._drop(sub)
 
     async def _drop(self, sub: JetStreamContext.PullSubscription | None) -> None:

@@ -169,6 +169,7 @@ class Providers:
             max_wait=setup.max_wait,
             sleep=setup.sleep,
             clock=setup.clock,
+            rate_limit=lambda: github.requester.rate_limiting,
         )
         repo = RepoRef(owner, name, url, spec.github_api, spec.merge_method)
         self._github[url] = (GitHubPullRequests(github, client, repo), token)

@@ -27,6 +27,7 @@ from promoter.core.observations import Action
 from promoter.core.state import Bundle, PipelineState
 from promoter.errors import TransientError
 from promoter.runtime.bus import STATE_BUCKET, kv_keys
+from promoter.runtime.metrics import cas_conflict
 
 __all__ = ["Effect", "Lease", "Leases", "PullRef", "Record", "StaleRecordError", "StateStore"]
 
@@ -123,6 +124,7 @@ class StateStore:
                 return int(await self.kv.create(_key(record.pipeline), body))
             return int(await self.kv.update(_key(record.pipeline), body, last=revision))
         except KeyWrongLastSequenceError:
+            cas_conflict("state")
             raise StaleRecordError(f"pipeline {record.pipeline}: record changed under us") from None
 
     async def all(self) -> list[Record]:
@@ -151,6 +153,7 @@ class Lease:
         try:
             self.revision = await self.leases.write(self.name, self.revision)
         except KeyWrongLastSequenceError:
+            cas_conflict("leases")
             return False
         self.written = self.leases.now()
         return True
@@ -233,4 +236,5 @@ class Leases:
         try:
             return Lease(self, name, await self.write(name, revision))
         except KeyWrongLastSequenceError:
+            cas_conflict("leases")
             return None

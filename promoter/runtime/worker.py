@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -28,6 +29,14 @@ from promoter.runtime.bus import Bus, event_msg_id
 from promoter.runtime.consumer import Consumer
 from promoter.runtime.effects import EffectRunner, Outcome, Target
 from promoter.runtime.failpoints import Failpoints
+from promoter.runtime.metrics import (
+    DEAD_LETTERS,
+    EVENT_TO_PR,
+    EVENTS,
+    GATE_BLOCKS,
+    PROMOTIONS,
+    block_reason,
+)
 from promoter.runtime.options import WorkerOptions
 from promoter.runtime.outbox import audit_entry, superseded
 from promoter.runtime.store import Effect, Lease, Leases, Record, StaleRecordError, StateStore
@@ -41,6 +50,8 @@ log = structlog.get_logger(__name__)
 Item = tuple[str | None, Observation]
 """An observation and its event key (None: not an event, e.g. a poll; never deduplicated)."""
 
+_PR_ACTIONS = frozenset({"open-pr", "update-pr"})
+
 
 def _note_head(record: Record, observation: Observation) -> None:
     """A PR snapshot tells the recorded PR's current head."""
@@ -50,6 +61,19 @@ def _note_head(record: Record, observation: Observation) -> None:
             record.prs[observation.environment] = known.model_copy(
                 update={"head": observation.head}
             )
+
+
+@dataclass(frozen=True)
+class _Caused:
+    """Effects from decision `first` on were planned from events that reached NATS `arrived`."""
+
+    first: int
+    arrived: datetime
+
+    def observe(self, effect: Effect, outcome: Outcome) -> None:
+        """Time event -> PR when `effect` opened or updated the PR those events asked for."""
+        if effect.seq >= self.first and effect.action in _PR_ACTIONS and outcome.pr is not None:
+            EVENT_TO_PR.observe(max(0.0, time.time() - self.arrived.timestamp()))
 
 
 class Worker:
@@ -87,6 +111,7 @@ class Worker:
         self.failpoints = Failpoints.parse(self.options.failpoints)
         self.stopping = asyncio.Event()
         self.processed = 0
+        self.consumer: Consumer | None = None
         # Tasks of this worker queue for a pipeline here instead of polling its KV lease.
         self.local: dict[str, asyncio.Lock] = {}
 
@@ -95,7 +120,7 @@ class Worker:
     async def run(self) -> None:
         """Consume until `stop()`; the batch in hand is finished and acked before returning."""
         log.info("worker started", worker=self.name, pipelines=sorted(self.targets))
-        consumer = Consumer(self.bus, self.options, self.stopping)
+        consumer = self.consumer = Consumer(self.bus, self.options, self.stopping)
         tasks = [
             asyncio.create_task(consumer.run(self.handle_batch), name="consume"),
             asyncio.create_task(
@@ -121,6 +146,10 @@ class Worker:
         """Ask the worker to finish its current batch and return from `run()`."""
         self.stopping.set()
 
+    def consumer_bound(self) -> bool:
+        """Whether the worker is bound to the shared consumer (for readiness)."""
+        return self.consumer is not None and self.consumer.bound
+
     # --- events -------------------------------------------------------------------------
 
     async def handle_batch(self, msgs: list[Msg]) -> None:
@@ -130,15 +159,18 @@ class Worker:
         slow pipeline holds back only its own events, not the whole batch.
         """
         work: dict[str, list[Item]] = {}
-        waiting: list[tuple[Msg, list[str]]] = []
+        arrived: dict[str, datetime] = {}  # per pipeline: its earliest event's time in NATS
+        waiting: list[tuple[Msg, list[str], str]] = []
         for msg in msgs:
             routed = await self._route(msg)
             if routed is None:
                 continue
-            key, observation, names = routed
+            key, observation, names, kind = routed
+            at = msg.metadata.timestamp
             for name in names:
                 work.setdefault(name, []).append((key, observation))
-            waiting.append((msg, names))
+                arrived[name] = min(arrived.get(name, at), at)
+            waiting.append((msg, names, kind))
         done: dict[str, bool] = {}
 
         async def finished(name: str, recorded: bool) -> None:
@@ -146,34 +178,35 @@ class Worker:
             for entry in [w for w in waiting if all(n in done for n in w[1])]:
                 if entry in waiting:  # another pipeline's finish may have settled it meanwhile
                     waiting.remove(entry)
-                    await self._settle(entry[0], all(done[n] for n in entry[1]))
+                    await self._settle(entry[0], all(done[n] for n in entry[1]), entry[2])
 
         heartbeat = asyncio.create_task(self._keep_alive(waiting))
         try:
-            await self._process_all(work, finished)
+            await self._process_all(work, finished, arrived)
         finally:
             heartbeat.cancel()
 
-    async def _route(self, msg: Msg) -> tuple[str, Observation, list[str]] | None:
+    async def _route(self, msg: Msg) -> tuple[str, Observation, list[str], str] | None:
         try:
             event = parse_event(msg.data)
         except EventError as exc:
-            await self._dead_letter(msg, str(exc))
+            await self._dead_letter(msg, str(exc), "invalid", "invalid")
             return None
         observation = observe_event(event, self.clock())
         if self.sync is not None and self.sync.wants(observation):
-            woken = await self._wake(msg, observation)
+            woken = await self._wake(msg, observation, event.type)
             if woken is None:
                 return None
             observation = woken
         names = [n for n in self.router.route(observation) if n in self.targets]
         if not names:
             log.info("no pipeline wants this event", type=event.type, event_id=event.id)
+            EVENTS.labels(type=event.type, outcome="ignored").inc()
             await msg.ack()  # nothing to record; a lost ack only brings it back once more
             return None
-        return event_msg_id(event.source, event.id), observation, names
+        return event_msg_id(event.source, event.id), observation, names, event.type
 
-    async def _wake(self, msg: Msg, observation: Wake) -> Observation | None:
+    async def _wake(self, msg: Msg, observation: Wake, kind: str) -> Observation | None:
         """A PR webhook for a GitHub pipeline: what GitHub says now replaces what it said."""
         assert self.sync is not None  # noqa: S101 (only called with a sync)
         pipeline, env = observation.pipeline, observation.environment
@@ -181,20 +214,25 @@ class Worker:
             synced = await self.sync.snapshot(pipeline, env)
         except PromoterError as exc:
             if not exc.retryable:
-                await self._dead_letter(msg, f"reading {pipeline}/{env}'s PR failed: {exc}")
+                reason = f"reading {pipeline}/{env}'s PR failed: {exc}"
+                await self._dead_letter(msg, reason, kind, "scm")
                 return None
             log.warning("reading the PR failed", pipeline=pipeline, env=env, error=str(exc))
             wait = exc.retry_after if isinstance(exc, RateLimitedError) else 0.0
+            EVENTS.labels(type=kind, outcome="retried").inc()
             await msg.nak(delay=max(self.options.retry_delay, wait))
             return None
         if synced is None:
             log.info("the PR event names no PR promoter has", pipeline=pipeline, env=env)
+            EVENTS.labels(type=kind, outcome="ignored").inc()
             await msg.ack_sync()
         return synced
 
-    async def _dead_letter(self, msg: Msg, reason: str) -> None:
+    async def _dead_letter(self, msg: Msg, reason: str, kind: str, cause: str) -> None:
         meta = msg.metadata
         log.warning("event dead-lettered", reason=reason, stream_seq=meta.sequence.stream)
+        EVENTS.labels(type=kind, outcome="dead_lettered").inc()
+        DEAD_LETTERS.labels(cause=cause).inc()
         await self.bus.dead_letter(
             reason,
             subject=msg.subject,
@@ -204,23 +242,26 @@ class Worker:
         )
         await msg.term()
 
-    async def _keep_alive(self, waiting: list[tuple[Msg, list[str]]]) -> None:
+    async def _keep_alive(self, waiting: list[tuple[Msg, list[str], str]]) -> None:
         """Tell the server the messages not settled yet are still being worked on."""
         while True:
             await asyncio.sleep(self.options.ack_wait / 3)
-            for msg, _ in list(waiting):
+            for msg, _, _ in list(waiting):
                 with contextlib.suppress(Exception):
                     await msg.in_progress()
 
     async def _process_all(
-        self, work: dict[str, list[Item]], finished: Callable[[str, bool], Awaitable[None]]
+        self,
+        work: dict[str, list[Item]],
+        finished: Callable[[str, bool], Awaitable[None]],
+        arrived: dict[str, datetime],
     ) -> None:
         limit = asyncio.Semaphore(self.options.concurrency)
 
         async def one(name: str, items: list[Item]) -> None:
             async with limit:
                 try:
-                    recorded = await self.process(name, items)
+                    recorded = await self.process(name, items, arrived.get(name))
                 except Exception:  # one pipeline's crash must not fail the others' events
                     log.exception("planning crashed; its events will be retried", pipeline=name)
                     recorded = False
@@ -228,10 +269,11 @@ class Worker:
 
         await asyncio.gather(*(one(n, i) for n, i in work.items()))
 
-    async def _settle(self, msg: Msg, recorded: bool) -> None:
+    async def _settle(self, msg: Msg, recorded: bool, kind: str) -> None:
         self.failpoints.hit("before-ack")
         if recorded:
             self.processed += 1
+            EVENTS.labels(type=kind, outcome="applied").inc()
             with contextlib.suppress(Exception):  # a lost ack only means a harmless redelivery
                 await msg.ack()  # recorded already: the ack need not wait for the server
             return
@@ -239,8 +281,11 @@ class Worker:
             await self._dead_letter(
                 msg,
                 f"gave up after {msg.metadata.num_delivered} deliveries (pipeline busy or failing)",
+                kind,
+                "gave_up",
             )
             return
+        EVENTS.labels(type=kind, outcome="retried").inc()
         await msg.nak(delay=self.options.retry_delay)
 
     # --- per pipeline -------------------------------------------------------------------
@@ -270,8 +315,13 @@ class Worker:
         finally:
             self.local[lease.name.removeprefix("pipeline.")].release()
 
-    async def process(self, name: str, items: Sequence[Item]) -> bool:
-        """Plan `items` for one pipeline under its lease and record; True once recorded."""
+    async def process(
+        self, name: str, items: Sequence[Item], arrived: datetime | None = None
+    ) -> bool:
+        """Plan `items` for one pipeline under its lease and record; True once recorded.
+
+        `arrived`: when the earliest of these events reached NATS (for the event -> PR metric).
+        """
         lease = await self._lease(name, self.options.ack_wait / 2)
         if lease is None:
             if await self.store.planned(name, (key for key, _ in items)):
@@ -281,6 +331,7 @@ class Worker:
         try:
             for _ in range(5):
                 record, revision = await self.store.load(name)
+                caused = _Caused(record.decisions + 1, arrived) if arrived else None
                 fresh = [(k, o) for k, o in items if k is None or k not in record.applied]
                 for key, observation in fresh:
                     _note_head(record, observation)
@@ -293,7 +344,7 @@ class Worker:
                     except StaleRecordError:
                         continue
                     self.failpoints.hit("after-plan")
-                await self._drain(record, revision, lease)
+                await self._drain(record, revision, lease, caused)
                 return True
             return False
         finally:
@@ -324,7 +375,9 @@ class Worker:
         record.updated_at = now
         self.timers.schedule(record)
 
-    async def _drain(self, record: Record, revision: int, lease: Lease) -> None:
+    async def _drain(
+        self, record: Record, revision: int, lease: Lease, caused: _Caused | None = None
+    ) -> None:
         target = self.targets[record.pipeline]
         bound = log.bind(pipeline=record.pipeline, worker=self.name)
         while record.outbox:
@@ -356,6 +409,8 @@ class Worker:
                 await self._retry(record, revision, effect, exc, bound)
                 return
             self.failpoints.hit("after-effect")
+            if caused is not None and outcome is not None:
+                caused.observe(effect, outcome)
             await self._audit(record.pipeline, effect, outcome)
             self._complete(record, effect, outcome)
             try:
@@ -423,6 +478,9 @@ class Worker:
     async def _audit(self, pipeline: str, effect: Effect, outcome: Outcome | None) -> None:
         entry = audit_entry(pipeline, effect, outcome, self.name)
         await self.bus.audit(pipeline, effect.seq, entry)
+        PROMOTIONS.labels(environment=effect.environment, action=effect.action).inc()
+        if effect.action == "block":
+            GATE_BLOCKS.labels(reason=block_reason(effect.reason)).inc()
 
     # --- timers and orphaned outboxes ---------------------------------------------------
 

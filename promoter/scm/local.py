@@ -13,6 +13,7 @@ from nats.js.kv import KeyValue
 from promoter.errors import ConfigurationError, GitError, TransientError
 from promoter.gitops.repo import DEFAULT_AUTHOR, Workspace
 from promoter.runtime.bus import PR_BUCKET, kv_keys
+from promoter.runtime.metrics import cas_conflict
 from promoter.scm.base import PullRequest, PullRequestSpec, Review
 
 __all__ = ["AUTHOR", "LocalPullRequests"]
@@ -89,6 +90,7 @@ class LocalPullRequests:
                 else:
                     await self.kv.update("next", str(number).encode(), last=revision)
             except KeyWrongLastSequenceError:
+                cas_conflict("prs")
                 continue
             return number
         raise TransientError("local PRs: could not allocate a PR number (contention)")
@@ -123,6 +125,7 @@ class LocalPullRequests:
                 else:
                     await self.kv.update(key, str(fresh).encode(), last=index_rev)
             except KeyWrongLastSequenceError:
+                cas_conflict("prs")
                 continue  # someone else opened one meanwhile: adopt it
             return await self._write(self._new(spec, fresh), 0)
         raise TransientError(f"local PRs: {spec.branch} kept changing; try again")
@@ -147,6 +150,7 @@ class LocalPullRequests:
             else:
                 await self.kv.update(f"pr.{pr.number}", body, last=revision)
         except KeyWrongLastSequenceError:
+            cas_conflict("prs")
             raise TransientError(f"local PR #{pr.number} changed meanwhile; try again") from None
         return pr
 

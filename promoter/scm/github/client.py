@@ -15,6 +15,7 @@ from github import GithubException
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from promoter.errors import ConfigurationError, RateLimitedError, TransientError
+from promoter.runtime.metrics import GITHUB_RATE_REMAINING, GITHUB_REQUESTS
 from promoter.scm.github.calls import CallCount, counter, counting
 
 __all__ = ["CallCount", "GitHubClient", "WriteBudget", "counting", "is_rate_limit"]
@@ -104,8 +105,10 @@ class GitHubClient:
         backoff: float = 0.25,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
+        rate_limit: Callable[[], tuple[int, int]] | None = None,
     ) -> None:
         self.budget = budget
+        self.rate_limit = rate_limit  # (remaining, limit) as GitHub's last response said
         self.attempts = attempts
         self.max_wait = max_wait
         self.backoff = backoff
@@ -150,12 +153,20 @@ class GitHubClient:
                 count.writes += 1
             else:
                 count.reads += 1
+        GITHUB_REQUESTS.labels(kind="write" if write else "read").inc()
         try:
             return await asyncio.to_thread(call)
         except GithubException as exc:
             raise self._classify(what, exc, number) from exc
         except requests.RequestException as exc:
             raise _Retry(exc, self._backoff(number)) from exc
+        finally:
+            self._note_rate_limit()
+
+    def _note_rate_limit(self) -> None:
+        remaining = self.rate_limit() if self.rate_limit is not None else (-1, -1)
+        if remaining[0] >= 0:  # -1: no response has said yet
+            GITHUB_RATE_REMAINING.set(remaining[0])
 
     def _backoff(self, attempt: int) -> float:
         delay = min(8.0, self.backoff * 2.0 ** max(0, attempt - 1))
