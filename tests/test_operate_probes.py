@@ -93,9 +93,9 @@ async def test_reachability_names_the_repository_that_does_not_answer(
         },
         check,
     )
-    assert not reach.checked
+    before = reach.checked
     await reach.check_once()
-    assert reach.checked
+    assert (before, reach.checked) == (False, True)
     assert set(reach.problems) == {f"file://{world.remote}#nope", f"{missing}#main"}
     assert "has no branch nope" in reach.problems[f"file://{world.remote}#nope"]
     assert "gone.git" in reach.problems[f"{missing}#main"]

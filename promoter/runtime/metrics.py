@@ -26,7 +26,8 @@ __all__ = [
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-disable_created_metrics()  # no `_created` twin of every series: Prometheus does not use them
+disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated in prometheus-client
+# (no `_created` twin of every series: Prometheus does not use them)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 """promoter's own registry (not the library's global one), plus the process collectors."""
