@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 from harness import Harness
+from prometheus_client.parser import text_string_to_metric_families
 
 from promoter.core.events import subject_for
 from promoter.gateway.server import Gateway, serve
@@ -317,3 +318,35 @@ async def test_healthz_and_nats_outage(world: Harness, client: Client) -> None:
 
 async def _disconnected(world: Harness) -> bool:
     return not world.bus.connected
+
+
+async def test_deliveries_are_counted_by_source_and_status_on_metrics(client: Client) -> None:
+    def count(text: str, source: str, status: str) -> float:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "promoter_gateway_deliveries_total" and sample.labels == {
+                    "source": source,
+                    "status": status,
+                }:
+                    return sample.value
+        return 0.0
+
+    async def scrape() -> str:
+        async with client.session.get(f"{client.base}/metrics") as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            return await response.text()
+
+    before = await scrape()
+    auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": DISTRIBUTION}
+    assert (await client.post("docker-distribution", registry_push(), auth))[0] == 202
+    assert (await client.post("docker-distribution", registry_push(), {}))[0] == 401
+    assert (await client.post("no-such-source", b"{}", {}))[0] == 404
+    assert (await client.post("made-up-by-the-sender", b"{}", {}))[0] == 404
+    after = await scrape()
+    for source, status, more in (
+        ("docker-distribution", "202", 1),
+        ("docker-distribution", "401", 1),
+        ("unknown", "404", 2),  # a path names no label: the sender picks it
+    ):
+        assert count(after, source, status) == count(before, source, status) + more

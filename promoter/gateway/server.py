@@ -14,9 +14,10 @@ import structlog
 from aiohttp import web
 
 from promoter.gateway.replays import Replays, fingerprint
+from promoter.runtime.metrics import GATEWAY_DELIVERIES
 from promoter.sources.base import Delivery, DeliveryError, Normalized, SourceConfig
 from promoter.sources.registry import SOURCES, InternalError, normalize
-from promoter.web.serving import serve_app
+from promoter.web.serving import metrics, serve_app
 
 __all__ = ["EventSink", "Gateway", "serve"]
 
@@ -71,6 +72,7 @@ class Gateway:
         app = web.Application(client_max_size=self.max_body)
         app.router.add_post("/hooks/{source}", self.hook)
         app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/metrics", metrics)
         return app
 
     async def healthz(self, _request: web.Request) -> web.Response:
@@ -80,8 +82,14 @@ class Gateway:
         return _answer(503, status="unavailable", nats="disconnected")
 
     async def hook(self, request: web.Request) -> web.Response:
-        """One webhook delivery."""
+        """One webhook delivery, counted by source and answer."""
         name = request.match_info["source"]
+        response = await self._hook(name, request)
+        source = name if name in SOURCES else "unknown"  # a label only for known sources
+        GATEWAY_DELIVERIES.labels(source=source, status=str(response.status)).inc()
+        return response
+
+    async def _hook(self, name: str, request: web.Request) -> web.Response:
         delivery_id = next(
             (request.headers[h] for h in _DELIVERY_HEADERS if h in request.headers), None
         )

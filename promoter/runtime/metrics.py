@@ -86,6 +86,12 @@ GITHUB_WRITE_BUDGET = Gauge(
     "Writes left in the shared write budget (GitHub's secondary limit) after the last write.",
     registry=REGISTRY,
 )
+GATEWAY_DELIVERIES = Counter(
+    "promoter_gateway_deliveries",
+    "Webhook deliveries `promoter gateway` answered, by source and HTTP status.",
+    ["source", "status"],
+    registry=REGISTRY,
+)
 CAS_CONFLICTS = Counter(
     "promoter_kv_cas_conflicts",
     "Compare-and-set writes to NATS KV refused because another writer came first, by bucket "

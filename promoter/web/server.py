@@ -15,11 +15,10 @@ from aiohttp import web
 
 from promoter.runtime.bus import Bus
 from promoter.runtime.effects import Workspaces
-from promoter.runtime.metrics import CONTENT_TYPE, exposition
 from promoter.runtime.worker import Worker
 from promoter.web.dashboard import add_dashboard
 from promoter.web.probes import Reachability, Readiness
-from promoter.web.serving import serve_app
+from promoter.web.serving import metrics, serve_app
 
 __all__ = ["http_app", "worker_http"]
 
@@ -45,11 +44,6 @@ def http_app(
             {"status": "ready" if ready else "not ready", "checks": checks},
             status=200 if ready else 503,
         )
-
-    async def metrics(_request: web.Request) -> web.Response:
-        response = web.Response(body=exposition())
-        response.headers["Content-Type"] = CONTENT_TYPE
-        return response
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)

@@ -7,7 +7,16 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-__all__ = ["serve_app"]
+from promoter.runtime.metrics import CONTENT_TYPE, exposition
+
+__all__ = ["metrics", "serve_app"]
+
+
+async def metrics(_request: web.Request) -> web.Response:
+    """`GET /metrics`: the process's metrics in Prometheus text format."""
+    response = web.Response(body=exposition())
+    response.headers["Content-Type"] = CONTENT_TYPE
+    return response
 
 
 @asynccontextmanager
