@@ -7,7 +7,8 @@ from datetime import datetime
 
 from harness import Harness
 
-from promoter.runtime.worker import Item, Worker
+from promoter.runtime.intake import Item
+from promoter.runtime.worker import Worker
 
 
 class _CrashingShop(Worker):
