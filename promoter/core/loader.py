@@ -153,13 +153,21 @@ def load_text(text: str, file: str) -> tuple[list[LoadedPipeline], list[Problem]
 
 
 def find_pipeline_files(paths: Iterable[str | FsPath]) -> list[FsPath]:
-    """Files named on the command line, and every *.yaml / *.yml below named directories."""
+    """Files named on the command line, and every *.yaml / *.yml below named directories.
+
+    Hidden files and directories below a named directory are skipped: a Kubernetes ConfigMap
+    volume keeps each file twice, the real one in `..<timestamp>/` behind a visible link.
+    """
     files: list[FsPath] = []
     for raw in paths:
         path = FsPath(raw)
         if path.is_dir():
             files += sorted(
-                p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+                p
+                for p in path.rglob("*")
+                if p.suffix in (".yaml", ".yml")
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         else:
             files.append(path)
