@@ -159,6 +159,10 @@ class Story:
             lambda doc: live("prod", "1.0.0")(doc) and bool(_env(doc, "prod")["held"]),
             "prod rolled back to api 1.0.0 and held",
         )
+        await self.wait(
+            lambda doc: all(p["outbox"] == 0 for p in doc["pipelines"]),
+            "every decision carried out (the rollback commit is on main)",
+        )
 
 
 def _prepare(root: Path, *, local: bool) -> None:
@@ -219,24 +223,28 @@ async def run_demo(
             print(f"dashboard: http://127.0.0.1:{bound}/", file=out, flush=True)
         try:
             await story.play()
+            await _report(out, bus, stage.bare if stage else root / "gitops.git", stage)
+            if keep:
+                print(f"\nkept in {root}: try `promoter status --state-dir {root}`", file=out)
+            if http_port is not None:  # the worker goes on: the page stays live
+                print(f"\ndashboard still at http://127.0.0.1:{bound}/ (Ctrl-C to stop)", file=out)
+                out.flush()
+                await _until_stopped()
         finally:
             worker.stop()
             await task
-        print("\nfinal status:", file=out)
-        print("\n".join(status_table(await status(bus))), file=out)
-        print("\ngitops main branch (first parent, newest first):", file=out)
-        repo = stage.bare if stage else root / "gitops.git"
-        log = _git("log", "--first-parent", "--format=  %h %s", "main", cwd=repo)
-        print(log, file=out, end="")
-        if stage:
-            print(f"\n{stage.summary()}", file=out)
-        if keep:
-            print(f"\nkept in {root}: try `promoter status --state-dir {root}`", file=out)
-        if http_port is not None:
-            print(f"\ndashboard still at http://127.0.0.1:{bound}/ (Ctrl-C to stop)", file=out)
-            out.flush()
-            await _until_stopped()
         return 0
+
+
+async def _report(out: TextIO, bus: Bus, repo: Path, stage: GitHubStage | None) -> None:
+    """The final status, the gitops log and (on GitHub) the API summary."""
+    print("\nfinal status:", file=out)
+    print("\n".join(status_table(await status(bus))), file=out)
+    print("\ngitops main branch (first parent, newest first):", file=out)
+    log = _git("log", "--first-parent", "--format=  %h %s", "main", cwd=repo)
+    print(log, file=out, end="")
+    if stage:
+        print(f"\n{stage.summary()}", file=out)
 
 
 async def _until_stopped() -> None:
