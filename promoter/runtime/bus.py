@@ -37,10 +37,14 @@ __all__ = [
     "BusOptions",
     "connect",
     "event_msg_id",
+    "kv_values",
     "servers",
 ]
 
 log = structlog.get_logger(__name__)
+
+_WATCH_LINGER = 1.0  # seconds an abandoned one-pass watcher stays on the server
+_WATCH_TIMEOUT = 10.0  # seconds to wait for the next value of a one-pass read
 
 EVENTS_STREAM = "PROMOTER_EVENTS"
 DLQ_STREAM = "PROMOTER_DLQ"
@@ -165,6 +169,28 @@ async def kv_keys(js: JetStreamContext, bucket: str, prefix: str = "") -> list[s
     head = f"$KV.{bucket}."
     info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{head}{prefix}>")
     return sorted(subject.removeprefix(head) for subject in (info.state.subjects or {}))
+
+
+async def kv_values(kv: KeyValue, keys: str = ">") -> dict[str, bytes]:
+    """The current value of every key matching `keys`, read in one pass.
+
+    One ordered consumer delivers the last value per key (one request per key would cost a
+    round trip each: seconds for thousands of pipelines). It is removed a few seconds after.
+    """
+    values: dict[str, bytes] = {}
+    watcher = await kv.watch(keys, ignore_deletes=True, inactive_threshold=_WATCH_LINGER)
+    try:
+        while (entry := await watcher.updates(timeout=_WATCH_TIMEOUT)) is not None:  # type: ignore[no-untyped-call]  # nats-py: no annotations
+            if entry.value:
+                values[entry.key] = entry.value
+    except nats.errors.TimeoutError:
+        raise TransientError(
+            f"reading keys {keys!r} from NATS KV timed out after {_WATCH_TIMEOUT:g}s; "
+            "is NATS reachable? Try again"
+        ) from None
+    finally:
+        await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py: no annotations
+    return values
 
 
 def servers(url: str) -> list[str]:

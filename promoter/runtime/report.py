@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -10,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from nats.js.errors import KeyNotFoundError
 
 from promoter.core.compiled import CompiledPipeline, compile_pipeline
 from promoter.core.durations import format_duration
@@ -19,23 +19,38 @@ from promoter.core.loader import load_text
 from promoter.core.planner import candidate as next_candidate
 from promoter.core.state import PipelineState
 from promoter.errors import ConfigurationError
-from promoter.runtime.bus import AUDIT_STREAM, PIPELINE_BUCKET, Bus, kv_keys
+from promoter.runtime.bus import AUDIT_STREAM, Bus, kv_values
 from promoter.runtime.store import Record, StateStore
 from promoter.scm.base import PullRequest
 
-__all__ = ["explain", "history", "pr_rows", "status", "status_table"]
+__all__ = [
+    "compiled_pipelines",
+    "explain",
+    "history",
+    "pr_rows",
+    "snapshot",
+    "status",
+    "status_of",
+    "status_table",
+]
 
 
 async def compiled_pipelines(bus: Bus) -> dict[str, CompiledPipeline]:
     """The pipelines workers published (name -> compiled)."""
     out: dict[str, CompiledPipeline] = {}
-    for key in await kv_keys(bus.js, PIPELINE_BUCKET):
-        with contextlib.suppress(KeyNotFoundError):
-            entry = await bus.pipelines.get(key)
-            compiled = _compile((entry.value or b"").decode(), key)
-            if compiled is not None:
-                out[key] = compiled
+    for key, body in (await kv_values(bus.pipelines)).items():
+        compiled = _compile(body.decode(), key)
+        if compiled is not None:
+            out[key] = compiled
     return out
+
+
+async def snapshot(bus: Bus) -> tuple[dict[str, Record], dict[str, CompiledPipeline]]:
+    """Every pipeline record and every published pipeline, each read in one pass."""
+    records, compiled = await asyncio.gather(
+        StateStore(bus.state, bus.js).all(), compiled_pipelines(bus)
+    )
+    return {r.pipeline: r for r in records}, compiled
 
 
 @functools.lru_cache(maxsize=1024)
@@ -83,8 +98,12 @@ def _env_status(record: Record, name: str) -> dict[str, Any]:
 
 async def status(bus: Bus) -> dict[str, Any]:
     """The `status --json` document."""
-    compiled = await compiled_pipelines(bus)
-    records = {r.pipeline: r for r in await StateStore(bus.state, bus.js).all()}
+    return status_of(*await snapshot(bus))
+
+
+def status_of(records: dict[str, Record], compiled: dict[str, CompiledPipeline]) -> dict[str, Any]:
+    """The `status --json` document of these records and pipelines."""
+    records = dict(records)
     for name in compiled:
         records.setdefault(name, Record(pipeline=name))
     pipelines = []
