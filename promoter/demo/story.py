@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -16,7 +15,13 @@ from typing import Any, TextIO
 
 from promoter.demo.github import GitHubStage, github_stage
 from promoter.errors import ConfigurationError, TransientError
-from promoter.runtime.app import Runtime, load_targets, publish_pipelines, utc_now
+from promoter.runtime.app import (
+    Runtime,
+    load_targets,
+    on_stop_signals,
+    publish_pipelines,
+    utc_now,
+)
 from promoter.runtime.bus import Bus, connect
 from promoter.runtime.emit import health_event, image_event, model_event
 from promoter.runtime.natsserver import EmbeddedServer
@@ -250,11 +255,5 @@ async def _report(out: TextIO, bus: Bus, repo: Path, stage: GitHubStage | None) 
 async def _until_stopped() -> None:
     """Wait for SIGINT or SIGTERM."""
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
+    with on_stop_signals(stop.set):
         await stop.wait()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)

@@ -7,8 +7,8 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +34,7 @@ from promoter.settings import Settings
 __all__ = [
     "Runtime",
     "load_targets",
+    "on_stop_signals",
     "open_bus",
     "publish_pipelines",
     "run_worker",
@@ -204,13 +205,20 @@ class Runtime:
         )
 
 
-async def run_worker(worker: Worker) -> None:
-    """Run `worker` until SIGTERM or SIGINT, then drain: finish the batch in hand and ack it."""
+@contextmanager
+def on_stop_signals(callback: Callable[[], object]) -> Iterator[None]:
+    """Call `callback` on SIGTERM or SIGINT while the block runs (in the running event loop)."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, worker.stop)
+        loop.add_signal_handler(sig, callback)
     try:
-        await worker.run()
+        yield
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+async def run_worker(worker: Worker) -> None:
+    """Run `worker` until SIGTERM or SIGINT, then drain: finish the batch in hand and ack it."""
+    with on_stop_signals(worker.stop):
+        await worker.run()
