@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -64,8 +63,10 @@ class Reachability:
     async def run(self) -> None:
         """Check every `interval` seconds until cancelled."""
         while True:
-            with contextlib.suppress(Exception):
+            try:
                 await self.check_once()
+            except Exception:  # the last verdicts stand; the next round tries again
+                log.warning("checking the repositories failed", exc_info=True)
             await asyncio.sleep(self.interval)
 
 
