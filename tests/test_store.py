@@ -13,7 +13,7 @@ from gitfixtures import make_remote, remote_log
 
 from promoter.core.pipeline import is_local_location
 from promoter.errors import ConfigurationError, TransientError
-from promoter.runtime.bus import Bus, connect
+from promoter.runtime.bus import PIPELINE_BUCKET, Bus, connect, kv_values
 from promoter.runtime.effects import Workspaces
 from promoter.runtime.failpoints import Failpoints
 from promoter.runtime.natsserver import EmbeddedServer, free_port, nats_server_path, wait_for_port
@@ -241,3 +241,14 @@ async def test_a_kept_lease_outlives_its_ttl_until_the_block_ends(bus: Bus) -> N
             assert await b.acquire("pipeline.shop") is None
     clock[0] += 0.31  # no heartbeat after the block: the lease lapses
     assert await b.acquire("pipeline.shop") is not None
+
+
+async def test_kv_values_sees_every_value_just_written_and_no_deleted_key(bus: Bus) -> None:
+    """A one-pass read right after writes holds them all (no "done" before the values arrive)."""
+    for round_ in range(30):
+        await bus.pipelines.put(f"p{round_}", f"body {round_}".encode())
+        if round_ % 3 == 0:
+            await bus.pipelines.delete(f"p{round_}")
+        values = await kv_values(bus.js, PIPELINE_BUCKET)
+        expected = {f"p{i}": f"body {i}".encode() for i in range(round_ + 1) if i % 3}
+        assert values == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
+    DeliverPolicy,
     DiscardPolicy,
     KeyValueConfig,
     StorageType,
@@ -43,7 +45,8 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-_WATCH_LINGER = 1.0  # seconds an abandoned one-pass watcher stays on the server
+_WATCH_LINGER = 2.0  # seconds an abandoned one-pass reader stays on the server
+_KV_REMOVED = frozenset({"KV-Operation", "Nats-Marker-Reason"})  # a delete, purge or expiry
 _WATCH_TIMEOUT = 10.0  # seconds to wait for the next value of a one-pass read
 
 EVENTS_STREAM = "PROMOTER_EVENTS"
@@ -171,25 +174,42 @@ async def kv_keys(js: JetStreamContext, bucket: str, prefix: str = "") -> list[s
     return sorted(subject.removeprefix(head) for subject in (info.state.subjects or {}))
 
 
-async def kv_values(kv: KeyValue, keys: str = ">") -> dict[str, bytes]:
-    """The current value of every key matching `keys`, read in one pass.
+async def kv_values(js: JetStreamContext, bucket: str, keys: str = ">") -> dict[str, bytes]:
+    """The current value of every key of `bucket` matching `keys`, read in one pass.
 
-    One ordered consumer delivers the last value per key (one request per key would cost a
-    round trip each: seconds for thousands of pipelines). It is removed a few seconds after.
+    One pull consumer delivering the last message per key (one request per key would cost a
+    round trip each: seconds for thousands of pipelines). A pull consumer, not a KV watcher:
+    its pending count is known before anything is delivered, so nothing is missed (nats-py's
+    watcher can signal "no more" while the first values are still on their way).
     """
+    sub = await js.pull_subscribe(
+        f"$KV.{bucket}.{keys}",
+        stream=f"KV_{bucket}",
+        config=ConsumerConfig(
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=_WATCH_LINGER,
+            mem_storage=True,
+        ),
+    )
+    head = f"$KV.{bucket}."
     values: dict[str, bytes] = {}
-    watcher = await kv.watch(keys, ignore_deletes=True, inactive_threshold=_WATCH_LINGER)
     try:
-        while (entry := await watcher.updates(timeout=_WATCH_TIMEOUT)) is not None:  # type: ignore[no-untyped-call]  # nats-py: no annotations
-            if entry.value:
-                values[entry.key] = entry.value
+        left = (await sub.consumer_info()).num_pending or 0
+        while left > 0:
+            for msg in await sub.fetch(min(left, 256), timeout=_WATCH_TIMEOUT):
+                left -= 1
+                headers = msg.headers or {}
+                if msg.data and not headers.keys() & _KV_REMOVED:
+                    values[msg.subject.removeprefix(head)] = msg.data
     except nats.errors.TimeoutError:
         raise TransientError(
-            f"reading keys {keys!r} from NATS KV timed out after {_WATCH_TIMEOUT:g}s; "
+            f"reading {bucket} from NATS KV timed out after {_WATCH_TIMEOUT:g}s; "
             "is NATS reachable? Try again"
         ) from None
     finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py: no annotations
+        with contextlib.suppress(Exception):  # else it expires after _WATCH_LINGER seconds
+            await sub.unsubscribe()
     return values
 
 

@@ -19,7 +19,7 @@ from promoter.core.loader import load_text
 from promoter.core.planner import candidate as next_candidate
 from promoter.core.state import PipelineState
 from promoter.errors import ConfigurationError
-from promoter.runtime.bus import AUDIT_STREAM, Bus, kv_values
+from promoter.runtime.bus import AUDIT_STREAM, PIPELINE_BUCKET, Bus, kv_values
 from promoter.runtime.store import Record, StateStore
 from promoter.scm.base import PullRequest
 
@@ -38,7 +38,7 @@ __all__ = [
 async def compiled_pipelines(bus: Bus) -> dict[str, CompiledPipeline]:
     """The pipelines workers published (name -> compiled)."""
     out: dict[str, CompiledPipeline] = {}
-    for key, body in (await kv_values(bus.pipelines)).items():
+    for key, body in (await kv_values(bus.js, PIPELINE_BUCKET)).items():
         compiled = _compile(body.decode(), key)
         if compiled is not None:
             out[key] = compiled

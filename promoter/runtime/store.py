@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from promoter.core.observations import Action
 from promoter.core.state import Bundle, PipelineState
 from promoter.errors import TransientError
-from promoter.runtime.bus import kv_values
+from promoter.runtime.bus import STATE_BUCKET, kv_values
 from promoter.runtime.metrics import cas_conflict
 
 __all__ = ["Effect", "Lease", "Leases", "PullRef", "Record", "StaleRecordError", "StateStore"]
@@ -129,7 +129,7 @@ class StateStore:
 
     async def all(self) -> list[Record]:
         """Every stored record."""
-        values = await kv_values(self.kv, "pipeline.>")
+        values = await kv_values(self.js, STATE_BUCKET, "pipeline.>")
         return [Record.model_validate_json(body) for _, body in sorted(values.items())]
 
 
