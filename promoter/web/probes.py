@@ -56,7 +56,8 @@ class Reachability:
 
         await asyncio.gather(*(one(u, b) for u, b in sorted(self.repositories)))
         if problems.keys() != self.problems.keys():
-            log.warning("repository reachability changed", unreachable=sorted(problems))
+            report = log.warning if problems else log.info
+            report("repository reachability changed", unreachable=sorted(problems))
         self.problems = problems
         self.checked_at = time.monotonic()
 
