@@ -14,6 +14,7 @@ import nats
 import nats.errors
 import structlog
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -40,14 +41,15 @@ __all__ = [
     "connect",
     "event_msg_id",
     "kv_values",
+    "read_pending",
     "servers",
 ]
 
 log = structlog.get_logger(__name__)
 
-_WATCH_LINGER = 2.0  # seconds an abandoned one-pass reader stays on the server
+_READER_LINGER = 2.0  # seconds an abandoned one-pass reader stays on the server
 _KV_REMOVED = frozenset({"KV-Operation", "Nats-Marker-Reason"})  # a delete, purge or expiry
-_WATCH_TIMEOUT = 10.0  # seconds to wait for the next value of a one-pass read
+_READ_TIMEOUT = 10.0  # seconds to wait for the next messages of a one-pass read
 
 EVENTS_STREAM = "PROMOTER_EVENTS"
 DLQ_STREAM = "PROMOTER_DLQ"
@@ -174,43 +176,54 @@ async def kv_keys(js: JetStreamContext, bucket: str, prefix: str = "") -> list[s
     return sorted(subject.removeprefix(head) for subject in (info.state.subjects or {}))
 
 
-async def kv_values(js: JetStreamContext, bucket: str, keys: str = ">") -> dict[str, bytes]:
-    """The current value of every key of `bucket` matching `keys`, read in one pass.
+async def read_pending(
+    js: JetStreamContext, stream: str, subject: str, deliver: DeliverPolicy, start: int = 0
+) -> list[Msg]:
+    """The messages of `stream` on `subject` a new consumer would deliver now, in order.
 
-    One pull consumer delivering the last message per key (one request per key would cost a
-    round trip each: seconds for thousands of pipelines). A pull consumer, not a KV watcher:
-    its pending count is known before anything is delivered, so nothing is missed (nats-py's
-    watcher can signal "no more" while the first values are still on their way).
+    One ephemeral pull consumer, removed afterwards (a request per message would cost a round
+    trip each). Its pending count is known before anything is delivered, so nothing is missed
+    and the read ends without waiting for a timeout (nats-py's KV watcher can signal "no more"
+    while the first values are still on their way).
     """
     sub = await js.pull_subscribe(
-        f"$KV.{bucket}.{keys}",
-        stream=f"KV_{bucket}",
+        subject,
+        stream=stream,
         config=ConsumerConfig(
-            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            deliver_policy=deliver,
+            opt_start_seq=start or None,
             ack_policy=AckPolicy.NONE,
-            inactive_threshold=_WATCH_LINGER,
+            inactive_threshold=_READER_LINGER,
             mem_storage=True,
         ),
     )
-    head = f"$KV.{bucket}."
-    values: dict[str, bytes] = {}
+    msgs: list[Msg] = []
     try:
-        left = (await sub.consumer_info()).num_pending or 0
-        while left > 0:
-            for msg in await sub.fetch(min(left, 256), timeout=_WATCH_TIMEOUT):
-                left -= 1
-                headers = msg.headers or {}
-                if msg.data and not headers.keys() & _KV_REMOVED:
-                    values[msg.subject.removeprefix(head)] = msg.data
+        wanted = (await sub.consumer_info()).num_pending or 0
+        while len(msgs) < wanted:
+            msgs += await sub.fetch(min(wanted - len(msgs), 256), timeout=_READ_TIMEOUT)
     except nats.errors.TimeoutError:
         raise TransientError(
-            f"reading {bucket} from NATS KV timed out after {_WATCH_TIMEOUT:g}s; "
+            f"reading {subject} from {stream} timed out after {_READ_TIMEOUT:g}s; "
             "is NATS reachable? Try again"
         ) from None
     finally:
-        with contextlib.suppress(Exception):  # else it expires after _WATCH_LINGER seconds
+        with contextlib.suppress(Exception):  # else it expires after _READER_LINGER seconds
+            await js.delete_consumer(stream, (await sub.consumer_info()).name)
+        with contextlib.suppress(Exception):
             await sub.unsubscribe()
-    return values
+    return msgs
+
+
+async def kv_values(js: JetStreamContext, bucket: str, keys: str = ">") -> dict[str, bytes]:
+    """The current value of every key of `bucket` matching `keys`, read in one pass."""
+    head = f"$KV.{bucket}."
+    msgs = await read_pending(js, f"KV_{bucket}", f"{head}{keys}", DeliverPolicy.LAST_PER_SUBJECT)
+    return {
+        msg.subject.removeprefix(head): msg.data
+        for msg in msgs
+        if msg.data and not (msg.headers or {}).keys() & _KV_REMOVED
+    }
 
 
 def servers(url: str) -> list[str]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import DeliverPolicy
 
 from promoter.core.compiled import CompiledPipeline, compile_pipeline
 from promoter.core.durations import format_duration
@@ -19,7 +18,7 @@ from promoter.core.loader import load_text
 from promoter.core.planner import candidate as next_candidate
 from promoter.core.state import PipelineState
 from promoter.errors import ConfigurationError
-from promoter.runtime.bus import AUDIT_STREAM, PIPELINE_BUCKET, Bus, kv_values
+from promoter.runtime.bus import AUDIT_STREAM, PIPELINE_BUCKET, Bus, kv_values, read_pending
 from promoter.runtime.store import Record, StateStore
 from promoter.scm.base import PullRequest
 
@@ -236,34 +235,8 @@ def _explain_candidate(
 async def history(bus: Bus, pipeline: str | None) -> list[dict[str, Any]]:
     """Audit records, oldest first, for one pipeline or all."""
     subject = f"promoter.audit.{pipeline}" if pipeline else "promoter.audit.>"
-    info = await bus.js.stream_info(AUDIT_STREAM)
-    if not info.state.messages:
-        return []
-    sub = await bus.js.pull_subscribe(
-        subject,
-        stream=AUDIT_STREAM,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0),
-    )
-    out: list[dict[str, Any]] = []
-    try:
-        while True:
-            try:
-                msgs = await sub.fetch(256, timeout=0.5)
-            except Exception as exc:
-                if type(exc).__name__ == "TimeoutError":
-                    break
-                raise
-            for msg in msgs:
-                out.append(json.loads(msg.data))
-                await msg.ack()
-            if msgs and msgs[-1].metadata.num_pending == 0:
-                break
-    finally:
-        with contextlib.suppress(Exception):  # a consumer left behind expires after 30 s
-            name = (await sub.consumer_info()).name
-            await bus.js.delete_consumer(AUDIT_STREAM, name)
-        await sub.unsubscribe()
-    return out
+    msgs = await read_pending(bus.js, AUDIT_STREAM, subject, DeliverPolicy.ALL)
+    return [json.loads(msg.data) for msg in msgs]
 
 
 def pr_rows(prs: list[PullRequest]) -> list[str]:

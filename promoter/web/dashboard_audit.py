@@ -6,10 +6,10 @@ import contextlib
 import json
 from typing import Any
 
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
 
-from promoter.runtime.bus import AUDIT_STREAM, Bus
+from promoter.runtime.bus import AUDIT_STREAM, Bus, read_pending
 from promoter.runtime.report import compiled_pipelines
 
 __all__ = ["Decisions", "pr_link"]
@@ -35,28 +35,12 @@ def _pull_url(repository: str, number: int) -> str | None:
 
 async def _read(js: JetStreamContext, subject: str, start: int) -> list[dict[str, Any]]:
     """Records on `subject` from stream sequence `start` to the end as it is now, oldest first."""
-    sub = await js.pull_subscribe(
-        subject,
-        stream=AUDIT_STREAM,
-        config=ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=start,
-            ack_policy=AckPolicy.NONE,
-            inactive_threshold=30.0,
-            mem_storage=True,
-        ),
-    )
     out: list[dict[str, Any]] = []
-    try:
-        wanted = (await sub.consumer_info()).num_pending or 0
-        while len(out) < wanted:
-            for msg in await sub.fetch(min(_BATCH, wanted - len(out)), timeout=2.0):
-                with contextlib.suppress(ValueError):
-                    out.append(json.loads(msg.data))
-    finally:
-        with contextlib.suppress(Exception):  # a consumer left behind expires after 30 s
-            await js.delete_consumer(AUDIT_STREAM, (await sub.consumer_info()).name)
-        await sub.unsubscribe()
+    for msg in await read_pending(
+        js, AUDIT_STREAM, subject, DeliverPolicy.BY_START_SEQUENCE, start
+    ):
+        with contextlib.suppress(ValueError):
+            out.append(json.loads(msg.data))
     return out
 
 
