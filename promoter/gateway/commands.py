@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -17,7 +16,7 @@ from promoter.errors import ConfigurationError
 from promoter.gateway.config import source_config, source_configs
 from promoter.gateway.replays import kv_replays
 from promoter.gateway.server import Gateway, serve
-from promoter.runtime.app import utc_now
+from promoter.runtime.app import on_stop_signals, utc_now
 from promoter.runtime.bus import Bus
 from promoter.runtime.commands import common_options, connected, publish_and_report
 from promoter.settings import Settings, read_secret
@@ -39,22 +38,20 @@ def _gateway(args: argparse.Namespace) -> int:
 
     async def serve_until_stopped(_args: argparse.Namespace, bus: Bus) -> int:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        replays = await kv_replays(bus.js, settings.gateway_replay_window, bus.options.replicas)
-        gateway = Gateway(
-            bus, configs, utc_now, max_body=settings.gateway_max_body, replays=replays
-        )
-        async with serve(gateway, host, port) as bound:
-            unsigned = sorted(n for n, c in configs.items() if c.secret is None)
-            log.info("gateway listening", url=f"http://{host}:{bound}/hooks/<source>")
-            if unsigned:
-                log.warning(
-                    "sources without a secret accept any sender that reaches the gateway",
-                    sources=unsigned,
-                )
-            await stop.wait()
+        with on_stop_signals(stop.set):
+            replays = await kv_replays(bus.js, settings.gateway_replay_window, bus.options.replicas)
+            gateway = Gateway(
+                bus, configs, utc_now, max_body=settings.gateway_max_body, replays=replays
+            )
+            async with serve(gateway, host, port) as bound:
+                unsigned = sorted(n for n, c in configs.items() if c.secret is None)
+                log.info("gateway listening", url=f"http://{host}:{bound}/hooks/<source>")
+                if unsigned:
+                    log.warning(
+                        "sources without a secret accept any sender that reaches the gateway",
+                        sources=unsigned,
+                    )
+                await stop.wait()
         log.info("gateway stopped", answered=gateway.counts)
         return 0
 

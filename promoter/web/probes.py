@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -78,7 +78,6 @@ class Readiness:
     bus: Bus
     consumer_bound: Callable[[], bool] | None = None
     reachability: Reachability | None = None
-    started: float = field(default_factory=time.monotonic)
 
     def checks(self) -> dict[str, str]:
         """Each check's verdict: "ok" or what is wrong."""
@@ -88,10 +87,6 @@ class Readiness:
         if self.reachability is not None:
             out["repositories"] = _repositories(self.reachability)
         return out
-
-    def ready(self, checks: Iterable[str] | None = None) -> bool:
-        """Whether every check is ok."""
-        return all(v == "ok" for v in (checks or self.checks().values()))
 
 
 def _repositories(reach: Reachability) -> str:

@@ -29,9 +29,7 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
     return web.json_response(body, status=status, dumps=lambda o: json.dumps(o) + "\n")
 
 
-def http_app(
-    bus: Bus, readiness: Readiness, clock: Callable[[], datetime], *, dashboard: bool = True
-) -> web.Application:
+def http_app(bus: Bus, readiness: Readiness, clock: Callable[[], datetime]) -> web.Application:
     """The application a worker serves with `--http-port`."""
 
     async def healthz(_request: web.Request) -> web.Response:
@@ -39,7 +37,7 @@ def http_app(
 
     async def readyz(_request: web.Request) -> web.Response:
         checks = readiness.checks()
-        ready = readiness.ready(checks.values())
+        ready = all(verdict == "ok" for verdict in checks.values())
         return _json(
             {"status": "ready" if ready else "not ready", "checks": checks},
             status=200 if ready else 503,
@@ -49,8 +47,7 @@ def http_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    if dashboard:
-        add_dashboard(app, bus, clock)
+    add_dashboard(app, bus, clock)
     return app
 
 
